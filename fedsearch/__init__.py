@@ -1,0 +1,117 @@
+"""fedsearch: AutoML compression search for federated learning.
+
+Public API; plugins and tests import from here only.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fedsearch._errors import ArtifactError, ConfigError, FedsearchError, PluginError
+from fedsearch.artifact import (
+    Artifact,
+    FloatTensor,
+    ModelSpec,
+    QuantizedTensor,
+    StoredTensor,
+    decode_artifact,
+    describe_artifact,
+    encode_artifact,
+)
+from fedsearch.components import (
+    STAGES,
+    Architecture,
+    Batch,
+    Channel,
+    ClientUpdate,
+    Codec,
+    Component,
+    ComponentParams,
+    CompressionContext,
+    Compressor,
+    ConstraintsFunc,
+    Dataset,
+    DatasetSplits,
+    NoParams,
+    Partitioner,
+    Sampler,
+    SearchChoices,
+    SearchRange,
+    ServerRound,
+    Strategy,
+    Teacher,
+    Weights,
+)
+from fedsearch.hookspecs import hookimpl, hookspec
+from fedsearch.host import ComponentRegistry, Registrar, get_plugin_manager, get_registry
+from fedsearch.search import (
+    OBJECTIVE_NAMES,
+    ProgressReporter,
+    ResolvedStudy,
+    Selection,
+    build_artifact,
+    evaluate_selection,
+    load_model,
+    pareto_rows,
+    resolve_study,
+    run_study,
+)
+
+try:
+    __version__ = version("fedsearch")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0+unknown"
+
+__all__ = [
+    "OBJECTIVE_NAMES",
+    "STAGES",
+    "Architecture",
+    "Artifact",
+    "ArtifactError",
+    "Batch",
+    "Channel",
+    "ClientUpdate",
+    "Codec",
+    "Component",
+    "ComponentParams",
+    "ComponentRegistry",
+    "CompressionContext",
+    "Compressor",
+    "ConfigError",
+    "ConstraintsFunc",
+    "Dataset",
+    "DatasetSplits",
+    "FedsearchError",
+    "FloatTensor",
+    "ModelSpec",
+    "NoParams",
+    "Partitioner",
+    "PluginError",
+    "ProgressReporter",
+    "QuantizedTensor",
+    "Registrar",
+    "ResolvedStudy",
+    "Sampler",
+    "SearchChoices",
+    "SearchRange",
+    "Selection",
+    "ServerRound",
+    "StoredTensor",
+    "Strategy",
+    "Teacher",
+    "Weights",
+    "__version__",
+    "build_artifact",
+    "decode_artifact",
+    "describe_artifact",
+    "encode_artifact",
+    "evaluate_selection",
+    "get_plugin_manager",
+    "get_registry",
+    "hookimpl",
+    "hookspec",
+    "load_model",
+    "pareto_rows",
+    "resolve_study",
+    "run_study",
+]

@@ -1,0 +1,5 @@
+"""``python -m fedsearch`` runs the command line."""
+
+from fedsearch.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""The ``fedsearch`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+from pathlib import Path
+
+from rich.console import Console
+
+from fedsearch.cli._display import pareto_table, plugins_table, space_table
+from fedsearch.cli._progress import RichProgress
+from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
+from fedsearch.search import (
+    artifact_dir,
+    load_existing_study,
+    pareto_rows,
+    resolve_study,
+    run_study,
+)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch run``: create or join the study and run its trials."""
+    study = resolve_study(
+        args.study_file, get_registry(), storage=args.storage, study_name=args.study_name
+    )
+    console.print(f"study [bold]{study.study_name}[/] in {study.storage_url}")
+    with RichProgress(console) as progress:
+        optuna_study = run_study(
+            study, n_trials=args.n_trials, timeout=args.timeout, progress=progress
+        )
+    console.print(pareto_table(pareto_rows(optuna_study), f"Pareto front of {study.study_name}"))
+    dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
+    console.print("Inspect it in the dashboard:", style="bold")
+    console.print("  " + shlex.join(dashboard), markup=False, highlight=False)
+    return 0
+
+
+def plugins(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch plugins``: the loaded plugins and their components."""
+    manager = get_plugin_manager()
+    infos = describe_plugins(manager, get_registry(manager))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+    else:
+        console.print(plugins_table(infos))
+    return 0
+
+
+def validate(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch validate``: print the resolved study and its search space."""
+    study = resolve_study(args.study_file, get_registry())
+    resolved = study.config.model_dump(mode="json")
+    resolved["storage"] = study.storage_url
+    resolved["search"]["space"] = os.path.normpath(
+        Path(args.study_file).parent / study.config.search.space
+    )
+    if args.json:
+        print(json.dumps({"study": resolved, "space": study.space.rows()}, indent=2))
+        return 0
+    console.print(f"{args.study_file}: valid", style="bold green")
+    console.print_json(json.dumps(resolved))
+    console.print(space_table(study.space.rows()))
+    return 0
+
+
+def pareto(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch pareto``: the Pareto front of a stored study."""
+    study = load_existing_study(args.storage, args.study_name)
+    rows = pareto_rows(study)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
+    return 0

@@ -1,0 +1,69 @@
+"""Rich renderings shared by the commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from fedsearch.host import PluginInfo
+from fedsearch.search import describe_selection
+
+
+def format_bytes(count: float) -> str:
+    """``1536`` -> ``1.5 KB`` (powers of 1024)."""
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """The Pareto front: objectives, test accuracy and what each trial ran."""
+    table = Table(title=title, title_justify="left")
+    for header, justify in (
+        ("trial", "right"),
+        ("val acc", "right"),
+        ("test acc", "right"),
+        ("model", "right"),
+        ("comm", "right"),
+        ("selection", "left"),
+    ):
+        table.add_column(header, justify=justify)
+    for row in rows:
+        test = row.get("test_accuracy")
+        table.add_row(
+            str(row["trial"]),
+            f"{row['val_accuracy']:.4f}",
+            "-" if test is None else f"{test:.4f}",
+            format_bytes(row["model_bytes"]),
+            format_bytes(row["comm_bytes"]),
+            describe_selection(row["selection"]),
+        )
+    return table
+
+
+def plugins_table(infos: list[PluginInfo]) -> Table:
+    """Loaded plugins, their distributions and components."""
+    table = Table(title="fedsearch plugins", title_justify="left")
+    for header in ("plugin", "distribution", "components"):
+        table.add_column(header)
+    for info in infos:
+        distribution = f"{info.distribution} {info.version}" if info.distribution else "-"
+        components = "; ".join(
+            f"{kind}: {', '.join(names)}" for kind, names in info.components.items()
+        )
+        table.add_row(info.name, distribution, components or "-")
+    return table
+
+
+def space_table(rows: list[tuple[str, str, str]]) -> Table:
+    """Search dimensions with their conditions and ranges."""
+    table = Table(title="search space", title_justify="left")
+    for header in ("dimension", "when", "values"):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,93 @@
+"""Argument parsing and the error policy of the ``fedsearch`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import optuna
+from rich.console import Console
+
+from fedsearch._errors import FedsearchError
+from fedsearch.cli import _commands
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="fedsearch",
+        description="AutoML compression search for federated learning.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run (or join) a study from a study file")
+    run.add_argument("study_file", metavar="STUDY.toml")
+    run.add_argument(
+        "--storage", metavar="URL", help="storage URL (default: the file's, else SQLite in runs/)"
+    )
+    run.add_argument("--study-name", metavar="NAME", help="study name (default: the file's name)")
+    run.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        metavar="N",
+        help="trials this process runs (default: until the study holds the file's n_trials)",
+    )
+    run.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="stop starting trials after S seconds"
+    )
+    run.set_defaults(handler=_commands.run)
+
+    plugins = commands.add_parser("plugins", help="list installed plugins and their components")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(handler=_commands.plugins)
+
+    validate = commands.add_parser("validate", help="check a study file and print it resolved")
+    validate.add_argument("study_file", metavar="STUDY.toml")
+    validate.add_argument("--json", action="store_true", help="print JSON")
+    validate.set_defaults(handler=_commands.validate)
+
+    pareto = commands.add_parser("pareto", help="print the Pareto front of a stored study")
+    pareto.add_argument("--storage", required=True, metavar="URL")
+    pareto.add_argument("--study-name", required=True, metavar="NAME")
+    pareto.add_argument("--json", action="store_true", help="print JSON")
+    pareto.set_defaults(handler=_commands.pareto)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fedsearch`` console script."""
+    args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    console = Console(stderr=False)
+    try:
+        return args.handler(args, console)
+    except FedsearchError as error:
+        print(f"fedsearch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fedsearch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

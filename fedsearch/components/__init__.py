@@ -1,0 +1,62 @@
+"""Component contracts: the abstract base classes plugins implement."""
+
+from __future__ import annotations
+
+from fedsearch.components._architecture import Architecture
+from fedsearch.components._base import Component, Weights
+from fedsearch.components._codec import Codec
+from fedsearch.components._compressor import (
+    STAGES,
+    Batch,
+    CompressionContext,
+    Compressor,
+    Stage,
+    Teacher,
+)
+from fedsearch.components._dataset import Dataset, DatasetSplits
+from fedsearch.components._params import (
+    ComponentParams,
+    NoParams,
+    SearchChoices,
+    SearchHint,
+    SearchRange,
+    search_hint,
+)
+from fedsearch.components._partitioner import Partitioner
+from fedsearch.components._sampler import ConstraintsFunc, Sampler
+from fedsearch.components._strategy import Channel, ClientUpdate, ServerRound, Strategy
+
+COMPONENT_KINDS: dict[str, type[Component]] = {
+    base.kind: base
+    for base in (Compressor, Architecture, Dataset, Partitioner, Strategy, Codec, Sampler)
+}
+"""Every component kind, by its name."""
+
+__all__ = [
+    "COMPONENT_KINDS",
+    "STAGES",
+    "Architecture",
+    "Batch",
+    "Channel",
+    "ClientUpdate",
+    "Codec",
+    "Component",
+    "ComponentParams",
+    "CompressionContext",
+    "Compressor",
+    "ConstraintsFunc",
+    "Dataset",
+    "DatasetSplits",
+    "NoParams",
+    "Partitioner",
+    "Sampler",
+    "SearchChoices",
+    "SearchHint",
+    "SearchRange",
+    "ServerRound",
+    "Stage",
+    "Strategy",
+    "Teacher",
+    "Weights",
+    "search_hint",
+]

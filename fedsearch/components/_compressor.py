@@ -1,0 +1,120 @@
+"""Compressor components: pruning, quantization, distillation, low-rank factorisation."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from fedsearch.components._base import Component, Weights
+
+if TYPE_CHECKING:
+    from fedsearch.artifact import QuantizedTensor
+
+Stage = Literal["factorize", "prune", "quantize", "distill"]
+STAGES: tuple[Stage, ...] = ("factorize", "prune", "quantize", "distill")
+"""Compressor stages in the order their parameter transforms are applied."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One local training batch.
+
+    Attributes:
+        inputs: Examples of the batch.
+        targets: Their labels.
+        indices: Their positions in the training split (to look up per-example
+            data such as teacher logits).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    indices: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The dense model trained federatedly once per study.
+
+    Attributes:
+        weights: Its weights; what a client downloads to distil from it.
+        train_logits: Its logits on every training example, computed once:
+            each client would compute the same values for its own examples.
+        val_accuracy: Accuracy on the validation split.
+        test_accuracy: Accuracy on the test split.
+        artifact_bytes: Length of its float32 artifact.
+    """
+
+    weights: Weights
+    train_logits: torch.Tensor
+    val_accuracy: float
+    test_accuracy: float
+    artifact_bytes: int
+
+
+@dataclass(frozen=True)
+class CompressionContext:
+    """What a compressor sees when a trial starts.
+
+    Attributes:
+        model: The student, freshly built.
+        num_rounds: Federated rounds the trial will run.
+        teacher: The study's teacher, when the study has one.
+    """
+
+    model: nn.Module
+    num_rounds: int
+    teacher: Teacher | None
+
+
+class Compressor(Component):
+    """A compression technique attached to the federated lifecycle.
+
+    A compressor belongs to one ``stage``; a trial uses at most one compressor
+    per stage. Call order within a trial:
+
+    1. ``setup(context)``: once, after the student is built.
+    2. Every round, on the server: ``on_round_start(weights, round_index)``,
+       which may edit the global weights in place (e.g. zero pruned weights).
+    3. Every local step, on each client: the forward pass uses
+       ``transform_parameters`` of every compressor in stage order (masks,
+       fake quantization with a straight-through estimator), and the loss goes
+       through ``training_loss`` (e.g. distillation).
+    4. At the end: ``stored_tensors`` says how tensors are written to the
+       artifact (e.g. integer codes and scales); tensors no compressor claims
+       are stored as float32.
+
+    ``one_time_downloads`` names payloads each client must receive once (e.g.
+    teacher weights); the channel sends and counts them.
+
+    Required: ``setup``. Everything else defaults to a no-op.
+    """
+
+    kind: ClassVar[str] = "compressor"
+    stage: ClassVar[Stage]
+
+    @abstractmethod
+    def setup(self, context: CompressionContext) -> None:
+        """Prepare for a trial: pick the tensors to act on, keep the teacher, ..."""
+
+    def on_round_start(self, weights: Weights, round_index: int) -> None:
+        """Server side, before the weights are broadcast; may edit ``weights`` in place."""
+
+    def transform_parameters(self, params: Weights) -> Weights:
+        """The parameters the forward pass uses; must stay differentiable."""
+        return params
+
+    def training_loss(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The local training loss, given the loss of the stages before."""
+        return loss
+
+    def one_time_downloads(self) -> dict[str, Weights]:
+        """Payloads each participating client downloads once, by name."""
+        return {}
+
+    def stored_tensors(self, params: Weights) -> dict[str, QuantizedTensor]:
+        """How to store tensors in the artifact, given the transformed parameters so far."""
+        return {}

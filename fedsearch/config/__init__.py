@@ -1,0 +1,30 @@
+"""Study and search-space files: models and loading."""
+
+from __future__ import annotations
+
+from fedsearch.config._loading import load_search_space_config, load_study_config
+from fedsearch.config._models import (
+    DEFAULT_OUTPUT_DIR,
+    ComponentRef,
+    DatasetConfig,
+    DimensionConfig,
+    FederationConfig,
+    SearchConfig,
+    SearchSpaceConfig,
+    StudyConfig,
+    TeacherConfig,
+)
+
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "ComponentRef",
+    "DatasetConfig",
+    "DimensionConfig",
+    "FederationConfig",
+    "SearchConfig",
+    "SearchSpaceConfig",
+    "StudyConfig",
+    "TeacherConfig",
+    "load_search_space_config",
+    "load_study_config",
+]

@@ -1,0 +1,122 @@
+"""Pydantic models of study files (``studies/*.toml``) and search-space files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_OUTPUT_DIR = "runs"
+DEFAULT_SEARCH_SPACE = "../search_spaces/default.toml"
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are errors; values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ComponentRef(StrictModel):
+    """A component chosen by name, with its params (validated against its ``Params``)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetConfig(ComponentRef):
+    """The dataset, and the share of its training part held out for validation."""
+
+    name: str = "digits"
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+
+
+class FederationConfig(StrictModel):
+    """The federated simulation every trial (and the teacher) runs in."""
+
+    num_clients: int = Field(10, ge=1)
+    rounds: int = Field(10, ge=1)
+    fraction: float = Field(0.5, gt=0.0, le=1.0)
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(0.05, gt=0.0)
+    eval_every: int = Field(1, ge=1)
+    partition: ComponentRef = ComponentRef(name="iid")
+    strategy: ComponentRef = ComponentRef(name="fedavg")
+    uplink_codec: ComponentRef = ComponentRef(name="float32")
+    downlink_codec: ComponentRef = ComponentRef(name="float32")
+
+
+class TeacherConfig(StrictModel):
+    """The dense model trained federatedly once per study (and cached)."""
+
+    architecture: ComponentRef
+    rounds: int | None = Field(None, ge=1)
+    learning_rate: float | None = Field(None, gt=0.0)
+
+
+class DimensionConfig(StrictModel):
+    """One search dimension: a range, a list of choices, or a fixed value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = Field(None, gt=0)
+    log: bool = False
+    choices: list[Any] | None = None
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DimensionConfig:
+        forms = [self.low is not None or self.high is not None, self.choices is not None]
+        forms.append("value" in self.model_fields_set)
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of: low and high, choices, or value")
+        if forms[0]:
+            if self.low is None or self.high is None:
+                raise ValueError("a range needs both low and high")
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low}) is above high ({self.high})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log-scale range needs low > 0")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices must not be empty")
+        return self
+
+
+class SearchSpaceConfig(StrictModel):
+    """A search-space file: candidate components per slot and dimension overrides.
+
+    ``slots`` maps ``architecture`` and each compressor stage (``prune``,
+    ``quantize``, ``distill``, ``factorize``) to candidate component names;
+    ``"none"`` lets a stage be switched off. ``dimensions`` overrides the
+    default search hints of component params by qualified name
+    (``prune.magnitude.sparsity``).
+    """
+
+    slots: dict[str, list[str]] = Field(default_factory=dict)
+    dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
+
+
+class SearchConfig(StrictModel):
+    """How the study searches."""
+
+    space: str = DEFAULT_SEARCH_SPACE
+    n_trials: int = Field(30, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    sampler: ComponentRef = ComponentRef(name="nsga2")
+    slots: dict[str, list[str]] = Field(default_factory=dict)
+    dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
+
+
+class StudyConfig(StrictModel):
+    """A study file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = 0
+    storage: str | None = None
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    dataset: DatasetConfig = DatasetConfig()
+    federation: FederationConfig = FederationConfig()
+    teacher: TeacherConfig | None = None
+    search: SearchConfig = SearchConfig()

@@ -1,0 +1,84 @@
+"""Splitting a dataset into train/validation/test and dealing it out to clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from fedsearch.components import DatasetSplits, Partitioner
+
+
+@dataclass(frozen=True)
+class FederatedData:
+    """One copy of the data, shared by every client, plus each client's indices.
+
+    Attributes:
+        train_inputs: Training examples (validation examples removed).
+        train_labels: Their labels.
+        val_inputs: Validation examples, carved out of the training part; the
+            accuracy objective is measured on them.
+        val_labels: Their labels.
+        test_inputs: Test examples; never seen by the search.
+        test_labels: Their labels.
+        client_indices: Per client, indices into ``train_inputs``.
+        num_classes: Number of classes.
+    """
+
+    train_inputs: torch.Tensor
+    train_labels: torch.Tensor
+    val_inputs: torch.Tensor
+    val_labels: torch.Tensor
+    test_inputs: torch.Tensor
+    test_labels: torch.Tensor
+    client_indices: list[np.ndarray]
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example."""
+        return tuple(self.train_inputs.shape[1:])
+
+    def partition_summary(self) -> dict[str, float | int]:
+        """Sizes and label spread of the clients, for the record."""
+        sizes = np.array([len(indices) for indices in self.client_indices])
+        labels = self.train_labels.numpy()
+        classes = [len(np.unique(labels[indices])) for indices in self.client_indices]
+        return {
+            "clients": len(sizes),
+            "min_examples": int(sizes.min()),
+            "max_examples": int(sizes.max()),
+            "mean_classes_per_client": float(np.mean(classes)),
+        }
+
+
+def prepare_federated_data(
+    splits: DatasetSplits,
+    *,
+    val_fraction: float,
+    partitioner: Partitioner,
+    num_clients: int,
+    seed: int,
+) -> FederatedData:
+    """Carve a stratified validation split, then partition the rest among clients."""
+    labels = splits.train_labels.numpy()
+    positions = np.arange(len(labels))
+    train_pos, val_pos = train_test_split(
+        positions, test_size=val_fraction, random_state=seed, stratify=labels
+    )
+    train_pos, val_pos = np.sort(train_pos), np.sort(val_pos)
+    groups = splits.train_groups[train_pos] if splits.train_groups is not None else None
+    rng = np.random.default_rng(seed)
+    clients = partitioner.partition(labels[train_pos], num_clients, rng, groups=groups)
+    return FederatedData(
+        train_inputs=splits.train_inputs[train_pos].contiguous(),
+        train_labels=splits.train_labels[train_pos].contiguous(),
+        val_inputs=splits.train_inputs[val_pos].contiguous(),
+        val_labels=splits.train_labels[val_pos].contiguous(),
+        test_inputs=splits.test_inputs,
+        test_labels=splits.test_labels,
+        client_indices=[np.asarray(indices, dtype=np.int64) for indices in clients],
+        num_classes=splits.num_classes,
+    )

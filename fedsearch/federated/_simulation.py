@@ -1,0 +1,144 @@
+"""The federated round loop shared by teacher training and every trial."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weights
+from fedsearch.config import FederationConfig
+from fedsearch.federated._channel import SimulatedChannel
+from fedsearch.federated._data import FederatedData
+from fedsearch.federated._training import LocalTrainer, accuracy, model_weights, transformed
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one round did."""
+
+    round: int
+    val_accuracy: float | None
+    train_loss: float
+    downlink_bytes: int
+    uplink_bytes: int
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Final global weights, per-round history and traffic of a federated run."""
+
+    weights: Weights
+    history: list[RoundRecord] = field(default_factory=list)
+    downlink_bytes: int = 0
+    uplink_bytes: int = 0
+    one_time_bytes: int = 0
+
+    @property
+    def comm_bytes(self) -> int:
+        """Every byte that crossed the channel."""
+        return self.downlink_bytes + self.uplink_bytes + self.one_time_bytes
+
+
+RoundCallback = Callable[[RoundRecord], None]
+
+
+@dataclass(frozen=True)
+class FederatedRun:
+    """Everything a federated run needs besides the model.
+
+    Attributes:
+        data: The shared data and client partition.
+        federation: Rounds, sampling fraction, local training settings.
+        strategy: Server aggregation.
+        downlink_codec: Encodes server-to-client payloads.
+        uplink_codec: Encodes client-to-server payloads.
+        seed: Seeds client sampling and local shuffling.
+    """
+
+    data: FederatedData
+    federation: FederationConfig
+    strategy: Strategy
+    downlink_codec: Codec
+    uplink_codec: Codec
+    seed: int
+
+
+def run_federated(
+    model: nn.Module,
+    run: FederatedRun,
+    *,
+    compressors: Sequence[Compressor] = (),
+    one_time_downloads: Mapping[str, Weights] | None = None,
+    rounds: int | None = None,
+    learning_rate: float | None = None,
+    on_round: RoundCallback | None = None,
+) -> SimulationResult:
+    """Train ``model`` federatedly and return the final global weights.
+
+    Args:
+        model: The freshly initialised global model.
+        run: Data, federation settings, strategy, codecs, seed.
+        compressors: Compressors of the trial, in stage order.
+        one_time_downloads: Payloads each participating client downloads once.
+        rounds: Overrides ``run.federation.rounds``.
+        learning_rate: Overrides ``run.federation.learning_rate``.
+        on_round: Called after every round (progress, early abort).
+    """
+    federation = run.federation
+    num_rounds = rounds or federation.rounds
+    generator = torch.Generator().manual_seed(run.seed)
+    trainer = LocalTrainer(
+        model,
+        run.data.train_inputs,
+        run.data.train_labels,
+        compressors,
+        local_epochs=federation.local_epochs,
+        batch_size=federation.batch_size,
+        learning_rate=learning_rate or federation.learning_rate,
+        generator=generator,
+    )
+    channel = SimulatedChannel(
+        trainer,
+        run.data.client_indices,
+        downlink_codec=run.downlink_codec,
+        uplink_codec=run.uplink_codec,
+        one_time_downloads=one_time_downloads,
+    )
+    rng = np.random.default_rng(run.seed)
+    weights = model_weights(model)
+    history = []
+    for index in range(num_rounds):
+        for compressor in compressors:
+            compressor.on_round_start(weights, index)
+        before = (channel.traffic.downlink, channel.traffic.uplink)
+        server_round = ServerRound(index, num_rounds, federation.fraction, rng)
+        weights = run.strategy.run_round(channel, weights, server_round)
+        evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
+        record = RoundRecord(
+            round=index + 1,
+            val_accuracy=_val_accuracy(model, run.data, weights, compressors) if evaluate else None,
+            train_loss=channel.last_round_loss,
+            downlink_bytes=channel.traffic.downlink - before[0],
+            uplink_bytes=channel.traffic.uplink - before[1],
+        )
+        history.append(record)
+        if on_round is not None:
+            on_round(record)
+    return SimulationResult(
+        weights=weights,
+        history=history,
+        downlink_bytes=channel.traffic.downlink,
+        uplink_bytes=channel.traffic.uplink,
+        one_time_bytes=channel.traffic.one_time,
+    )
+
+
+def _val_accuracy(
+    model: nn.Module, data: FederatedData, weights: Weights, compressors: Sequence[Compressor]
+) -> float:
+    with torch.no_grad():
+        return accuracy(model, data.val_inputs, data.val_labels, transformed(weights, compressors))

@@ -1,0 +1,37 @@
+"""The plugin host: plugin manager factory, component registry, registrar."""
+
+from __future__ import annotations
+
+from fedsearch.host._manager import (
+    ALLOW_ENV,
+    BLOCK_ENV,
+    ENTRY_POINT_GROUP,
+    PluginInfo,
+    describe_plugins,
+    get_plugin_manager,
+    get_registry,
+)
+from fedsearch.host._registry import (
+    ComponentRegistry,
+    ComponentSpec,
+    RegisteredComponent,
+    Registrar,
+    unknown_name_message,
+    validate_params,
+)
+
+__all__ = [
+    "ALLOW_ENV",
+    "BLOCK_ENV",
+    "ENTRY_POINT_GROUP",
+    "ComponentRegistry",
+    "ComponentSpec",
+    "PluginInfo",
+    "RegisteredComponent",
+    "Registrar",
+    "describe_plugins",
+    "get_plugin_manager",
+    "get_registry",
+    "unknown_name_message",
+    "validate_params",
+]

@@ -1,0 +1,58 @@
+"""Compressed artifacts of trained models: writing them and loading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from fedsearch.artifact import (
+    FloatTensor,
+    ModelSpec,
+    StoredTensor,
+    decode_artifact,
+    encode_artifact,
+)
+from fedsearch.components import Architecture, Compressor, Weights
+from fedsearch.host import ComponentRegistry
+
+
+@torch.no_grad()
+def build_artifact(
+    spec: ModelSpec, weights: Weights, compressors: Sequence[Compressor] = ()
+) -> bytes:
+    """Serialise ``weights`` as the compressors store them; the rest as float32.
+
+    Compressors run in stage order: each sees the parameters transformed by
+    the stages before it (a quantizer sees pruned weights), and may claim
+    tensors to store in its own form (integer codes and scales).
+    """
+    params = {name: tensor.detach() for name, tensor in weights.items()}
+    stored: dict[str, StoredTensor] = {}
+    for compressor in compressors:
+        stored.update(compressor.stored_tensors(params))
+        params = compressor.transform_parameters(params)
+    tensors = {
+        name: stored.get(name) or FloatTensor(params[name].to(torch.float32).contiguous().numpy())
+        for name in weights
+    }
+    return encode_artifact(spec, tensors)
+
+
+def load_model(data: bytes, registry: ComponentRegistry) -> nn.Module:
+    """Rebuild the module an artifact describes, with its decoded weights.
+
+    Raises:
+        ArtifactError: The bytes are not a valid artifact.
+        ConfigError: The artifact's architecture is not installed.
+    """
+    artifact = decode_artifact(data)
+    spec = artifact.spec
+    architecture = registry.create(
+        "architecture", spec.architecture, spec.params, source="artifact"
+    )
+    assert isinstance(architecture, Architecture)
+    model = architecture.build(tuple(spec.input_shape), spec.num_classes)
+    model.load_state_dict(artifact.state_dict(), strict=True)
+    return model.eval()

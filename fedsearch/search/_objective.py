@@ -1,0 +1,231 @@
+"""One trial, end to end: build, compress, train federatedly, serialise, measure."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from fedsearch.artifact import ModelSpec, describe_artifact
+from fedsearch.components import Architecture, CompressionContext, Compressor, Teacher
+from fedsearch.federated import (
+    FederatedData,
+    FederatedRun,
+    RoundCallback,
+    SimulationResult,
+    accuracy,
+    prepare_federated_data,
+    run_federated,
+)
+from fedsearch.search._model_io import build_artifact, load_model
+from fedsearch.search._progress import ProgressReporter
+from fedsearch.search._resolve import ResolvedStudy
+from fedsearch.search._space import ARCHITECTURE_SLOT, Selection
+
+
+@dataclass(frozen=True)
+class StudyRuntime:
+    """What every trial of a study shares: the data, its partition and the teacher."""
+
+    study: ResolvedStudy
+    data: FederatedData
+    teacher: Teacher | None
+
+    def federated_run(self) -> FederatedRun:
+        """Fresh strategy and codec instances (they may keep state) over the shared data."""
+        return FederatedRun(
+            data=self.data,
+            federation=self.study.config.federation,
+            strategy=self.study.strategy.build(),
+            downlink_codec=self.study.downlink_codec.build(),
+            uplink_codec=self.study.uplink_codec.build(),
+            seed=self.study.config.seed,
+        )
+
+
+def prepare_data(study: ResolvedStudy) -> FederatedData:
+    """Load the dataset, carve the validation split and partition the clients."""
+    config = study.config
+    return prepare_federated_data(
+        study.dataset.build().load(),
+        val_fraction=config.dataset.val_fraction,
+        partitioner=study.partitioner.build(),
+        num_clients=config.federation.num_clients,
+        seed=config.seed,
+    )
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """Everything measured for one selection."""
+
+    val_accuracy: float
+    test_accuracy: float
+    artifact: bytes
+    simulation: SimulationResult
+    parameters: int
+
+    @property
+    def model_bytes(self) -> int:
+        """Length of the compressed artifact."""
+        return len(self.artifact)
+
+    @property
+    def comm_bytes(self) -> int:
+        """Bytes that crossed the channel, both directions, one-time transfers included."""
+        return self.simulation.comm_bytes
+
+
+def evaluate_selection(
+    runtime: StudyRuntime, selection: Selection, *, on_round: RoundCallback | None = None
+) -> TrialOutcome:
+    """Train the selected student with its compressors and measure the objectives.
+
+    The accuracy objective is measured on the model decoded from the artifact
+    bytes, so the artifact reproduces it exactly.
+    """
+    study, data = runtime.study, runtime.data
+    registry = study.registry
+    architecture = registry.create(
+        "architecture", selection.architecture.name, selection.architecture.params
+    )
+    assert isinstance(architecture, Architecture)
+    torch.manual_seed(study.config.seed)
+    model = architecture.build(data.input_shape, data.num_classes)
+    compressors = [
+        registry.create("compressor", choice.name, choice.params)
+        for choice in selection.compressors.values()
+    ]
+    rounds = study.config.federation.rounds
+    context = CompressionContext(model=model, num_rounds=rounds, teacher=runtime.teacher)
+    downloads: dict[str, Any] = {}
+    for compressor in compressors:
+        assert isinstance(compressor, Compressor)
+        compressor.setup(context)
+        downloads |= compressor.one_time_downloads()
+    simulation = run_federated(
+        model,
+        runtime.federated_run(),
+        compressors=compressors,
+        one_time_downloads=downloads,
+        on_round=on_round,
+    )
+    spec = ModelSpec(
+        architecture=architecture.name,
+        params=architecture.params.model_dump(mode="json"),
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+    )
+    artifact = build_artifact(spec, simulation.weights, compressors)
+    decoded = load_model(artifact, registry)
+    return TrialOutcome(
+        val_accuracy=accuracy(decoded, data.val_inputs, data.val_labels),
+        test_accuracy=accuracy(decoded, data.test_inputs, data.test_labels),
+        artifact=artifact,
+        simulation=simulation,
+        parameters=sum(parameter.numel() for parameter in model.parameters()),
+    )
+
+
+class TrialObjective:
+    """The Optuna objective: suggest a selection, evaluate it, record and store everything.
+
+    Args:
+        runtime: Shared data and teacher of the study.
+        artifact_store: Where each trial's artifact is uploaded.
+        progress: Receives trial and round events.
+    """
+
+    def __init__(
+        self,
+        runtime: StudyRuntime,
+        artifact_store: FileSystemArtifactStore,
+        *,
+        progress: ProgressReporter | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.artifact_store = artifact_store
+        self.progress = progress or ProgressReporter()
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
+        """Run one trial and return (val_accuracy, model_bytes, comm_bytes)."""
+        started = time.perf_counter()
+        selection = self.runtime.study.space.suggest(trial)
+        self.progress.trial_started(trial.number, self.runtime.study.config.federation.rounds)
+        outcome = evaluate_selection(self.runtime, selection, on_round=self.progress.round_finished)
+        for key, value in trial_attributes(self.runtime, selection, outcome).items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))
+        trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
+        return outcome.val_accuracy, float(outcome.model_bytes), float(outcome.comm_bytes)
+
+    def _upload(self, trial: optuna.Trial, artifact: bytes) -> str:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"trial-{trial.number}.fsz"
+            path.write_bytes(artifact)
+            return upload_artifact(
+                artifact_store=self.artifact_store,
+                file_path=str(path),
+                study_or_trial=trial,
+                mimetype="application/octet-stream",
+            )
+
+
+def trial_attributes(
+    runtime: StudyRuntime, selection: Selection, outcome: TrialOutcome
+) -> dict[str, Any]:
+    """The readable user attributes of a finished trial."""
+    layers = describe_artifact(outcome.artifact)
+    elements = sum(math.prod(layer.shape) for layer in layers)
+    zeros = sum(layer.sparsity * math.prod(layer.shape) for layer in layers)
+    registry = runtime.study.registry
+    slots = selection.as_dict()
+    plugins = {
+        f"{slot}.{choice['name']}": _plugin_label(
+            registry.get(
+                "architecture" if slot == ARCHITECTURE_SLOT else "compressor", choice["name"]
+            )
+        )
+        for slot, choice in slots.items()
+    }
+    simulation = outcome.simulation
+    attributes: dict[str, Any] = {
+        "test_accuracy": outcome.test_accuracy,
+        "parameters": outcome.parameters,
+        "nonzero_parameters": round(elements - zeros),
+        "sparsity": round(zeros / elements, 6) if elements else 0.0,
+        "bits": {layer.name: layer.bits for layer in layers},
+        "layers": [
+            {
+                "name": layer.name,
+                "bits": layer.bits,
+                "sparsity": round(layer.sparsity, 6),
+                "encoding": layer.encoding,
+                "bytes": layer.num_bytes,
+            }
+            for layer in layers
+        ],
+        "val_accuracy_history": [record.val_accuracy for record in simulation.history],
+        "history": [record.__dict__ for record in simulation.history],
+        "uplink_bytes": simulation.uplink_bytes,
+        "downlink_bytes": simulation.downlink_bytes,
+        "one_time_bytes": simulation.one_time_bytes,
+        "selection": slots,
+        "plugins": plugins,
+    }
+    if runtime.teacher is not None:
+        attributes["teacher_val_accuracy"] = runtime.teacher.val_accuracy
+        attributes["teacher_test_accuracy"] = runtime.teacher.test_accuracy
+    return attributes
+
+
+def _plugin_label(component: Any) -> str:
+    version = f"=={component.plugin_version}" if component.plugin_version else ""
+    return f"{component.plugin}{version}"

@@ -1,0 +1,61 @@
+"""The Pareto front of a study, as rows for tables and JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from fedsearch._errors import ConfigError
+from fedsearch.search._resolve import OBJECTIVE_NAMES
+
+_SHORT_PARAM_NAMES = {"temperature": "T", "sparsity": "s", "bits": "b"}
+
+
+def load_existing_study(storage: str, study_name: str) -> optuna.Study:
+    """Load a study that must exist, with a clear error when it does not."""
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        listing = ", ".join(names) if names else "none"
+        raise ConfigError(
+            f"no study named {study_name!r} in {storage} (studies there: {listing})",
+            field="--study-name",
+        ) from None
+
+
+def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Non-dominated COMPLETE trials, smallest model first."""
+    return sorted(study.best_trials, key=lambda trial: (trial.values[1], -trial.values[0]))
+
+
+def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One JSON-friendly row per Pareto trial."""
+    rows = []
+    for trial in pareto_trials(study):
+        row: dict[str, Any] = {"trial": trial.number}
+        row |= dict(zip(OBJECTIVE_NAMES, trial.values, strict=True))
+        row["model_bytes"] = int(row["model_bytes"])
+        row["comm_bytes"] = int(row["comm_bytes"])
+        row["test_accuracy"] = trial.user_attrs.get("test_accuracy")
+        row["selection"] = trial.user_attrs.get("selection", {})
+        rows.append(row)
+    return rows
+
+
+def describe_selection(selection: dict[str, Any]) -> str:
+    """``mlp(depth=2, width=64) + magnitude(s=0.8) + uniform(b=4)``."""
+    parts = []
+    for choice in selection.values():
+        params = ", ".join(
+            f"{_SHORT_PARAM_NAMES.get(key, key)}={_format(value)}"
+            for key, value in choice["params"].items()
+            if value is not None
+        )
+        parts.append(f"{choice['name']}({params})")
+    return " + ".join(parts)
+
+
+def _format(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

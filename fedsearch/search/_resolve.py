@@ -1,0 +1,129 @@
+"""Turning a study file into a fully validated study, before anything is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedsearch._errors import ConfigError
+from fedsearch.components import STAGES
+from fedsearch.config import StudyConfig, load_search_space_config, load_study_config
+from fedsearch.host import ComponentRegistry, ComponentSpec
+from fedsearch.search._space import NONE, SearchSpace, Sourced
+
+OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
+OBJECTIVE_DIRECTIONS = ("maximize", "minimize", "minimize")
+
+
+@dataclass(frozen=True)
+class ResolvedStudy:
+    """A study file validated against the installed plugins.
+
+    Every component is resolved and every param validated, so running it can
+    only fail for reasons outside the configuration.
+    """
+
+    config: StudyConfig
+    source: str
+    registry: ComponentRegistry
+    space: SearchSpace
+    dataset: ComponentSpec
+    partitioner: ComponentSpec
+    strategy: ComponentSpec
+    downlink_codec: ComponentSpec
+    uplink_codec: ComponentSpec
+    sampler: ComponentSpec
+    teacher_architecture: ComponentSpec | None
+    storage_url: str
+    study_name: str
+
+    @property
+    def output_dir(self) -> Path:
+        """Folder for databases, artifacts and caches."""
+        return Path(self.config.output_dir)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines trial results (not the budget or storage)."""
+        relevant = self.config.model_dump(mode="json", exclude={"storage", "output_dir"})
+        relevant["search"].pop("n_trials")
+        relevant["search"].pop("timeout")
+        relevant["space"] = self.space.rows()
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_storage_url(output_dir: str) -> str:
+    """The embedded SQLite database inside the output folder."""
+    return f"sqlite:///{Path(output_dir) / 'fedsearch.db'}"
+
+
+def resolve_study(
+    path: str | Path,
+    registry: ComponentRegistry,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+) -> ResolvedStudy:
+    """Load a study file and validate all of it against ``registry``.
+
+    Args:
+        path: The study file.
+        registry: Components of the loaded plugins.
+        storage: Storage URL overriding the file's.
+        study_name: Study name overriding the file's.
+
+    Raises:
+        ConfigError: Anything invalid, named by file and field.
+    """
+    source = str(path)
+    config = load_study_config(path)
+    space = _resolve_space(config, Path(path), registry)
+    federation = config.federation
+
+    def spec(kind: str, ref: object, field: str) -> ComponentSpec:
+        return registry.spec(kind, ref.name, ref.params, source=source, field=field)
+
+    teacher = None
+    if config.teacher is not None:
+        teacher = spec("architecture", config.teacher.architecture, "teacher.architecture")
+    elif any(name != NONE for name in space.slots.get("distill", [])):
+        raise ConfigError(
+            "the search space distils, but the study has no teacher; add a [teacher] table",
+            source=source,
+            field="teacher",
+        )
+    return ResolvedStudy(
+        config=config,
+        source=source,
+        registry=registry,
+        space=space,
+        dataset=spec("dataset", config.dataset, "dataset"),
+        partitioner=spec("partitioner", federation.partition, "federation.partition"),
+        strategy=spec("strategy", federation.strategy, "federation.strategy"),
+        downlink_codec=spec("codec", federation.downlink_codec, "federation.downlink_codec"),
+        uplink_codec=spec("codec", federation.uplink_codec, "federation.uplink_codec"),
+        sampler=spec("sampler", config.search.sampler, "search.sampler"),
+        teacher_architecture=teacher,
+        storage_url=storage or config.storage or default_storage_url(config.output_dir),
+        study_name=study_name or config.name,
+    )
+
+
+def _resolve_space(
+    config: StudyConfig, study_path: Path, registry: ComponentRegistry
+) -> SearchSpace:
+    """Merge the search-space file with the study's inline slots and dimensions."""
+    space_path = (study_path.parent / config.search.space).resolve()
+    try:
+        shown = space_path.relative_to(Path.cwd())
+    except ValueError:
+        shown = space_path
+    space_file = load_search_space_config(space_path)
+    slots = {slot: Sourced(names, str(shown)) for slot, names in space_file.slots.items()}
+    slots |= {slot: Sourced(names, str(study_path)) for slot, names in config.search.slots.items()}
+    dims = {name: Sourced(dim, str(shown)) for name, dim in space_file.dimensions.items()}
+    dims |= {name: Sourced(dim, str(study_path)) for name, dim in config.search.dimensions.items()}
+    ordered = {slot: slots[slot] for slot in ("architecture", *STAGES) if slot in slots}
+    ordered |= {slot: entry for slot, entry in slots.items() if slot not in ordered}
+    return SearchSpace.resolve(ordered, dims, registry)

@@ -1,0 +1,269 @@
+"""Search spaces resolved against the plugins: conditional, validated dimensions."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from fedsearch._errors import ConfigError
+from fedsearch.components import STAGES, Component, SearchChoices, SearchRange, search_hint
+from fedsearch.config import DimensionConfig
+from fedsearch.host import ComponentRegistry, validate_params
+
+ARCHITECTURE_SLOT = "architecture"
+SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES)
+NONE = "none"
+"""Slot candidate that switches a compressor stage off."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One param of one component: searched (``distribution``) or fixed (``value``)."""
+
+    slot: str
+    component: str
+    field: str
+    distribution: BaseDistribution | None
+    value: Any = None
+
+    @property
+    def name(self) -> str:
+        """Qualified name, also the Optuna param name: ``prune.magnitude.sparsity``."""
+        return f"{self.slot}.{self.component}.{self.field}"
+
+    def describe(self) -> str:
+        """Human-readable range, choices or fixed value."""
+        dist = self.distribution
+        if dist is None:
+            return f"fixed {self.value!r}"
+        if isinstance(dist, CategoricalDistribution):
+            return "choices " + ", ".join(repr(choice) for choice in dist.choices)
+        step = f" step {dist.step}" if dist.step not in (None, 1) else ""
+        return f"[{dist.low}, {dist.high}]{step}{' log' if dist.log else ''}"
+
+
+@dataclass(frozen=True)
+class ComponentChoice:
+    """A component picked for a trial, with its params."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one trial runs: a student family and at most one compressor per stage."""
+
+    architecture: ComponentChoice
+    compressors: dict[str, ComponentChoice]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form, stored as a trial user attribute."""
+        slots = {ARCHITECTURE_SLOT: self.architecture, **self.compressors}
+        return {slot: {"name": c.name, "params": c.params} for slot, c in slots.items()}
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A search-space entry and the file it came from (for error messages)."""
+
+    value: Any
+    source: str
+
+
+class SearchSpace:
+    """Candidate components per slot and the dimensions of each candidate."""
+
+    def __init__(
+        self, slots: dict[str, list[str]], dimensions: dict[tuple[str, str], list[Dimension]]
+    ):
+        self.slots = slots
+        self.dimensions = dimensions
+
+    @classmethod
+    def resolve(
+        cls,
+        slots: Mapping[str, Sourced],
+        overrides: Mapping[str, Sourced],
+        registry: ComponentRegistry,
+    ) -> SearchSpace:
+        """Validate slots and dimension overrides against the registered components.
+
+        Raises:
+            ConfigError: Unknown slot, component or dimension (with the closest
+                match), a component in the wrong slot, or a value its params reject.
+        """
+        resolved_slots: dict[str, list[str]] = {}
+        dimensions: dict[tuple[str, str], list[Dimension]] = {}
+        for slot, entry in slots.items():
+            resolved_slots[slot] = _check_slot(slot, entry, registry)
+            for name in resolved_slots[slot]:
+                if name != NONE:
+                    component = registry.get(_kind(slot), name).cls
+                    dimensions[slot, name] = [
+                        _dimension(
+                            slot,
+                            component,
+                            field_name,
+                            overrides.get(f"{slot}.{name}.{field_name}"),
+                        )
+                        for field_name in component.Params.model_fields
+                    ]
+        if ARCHITECTURE_SLOT not in resolved_slots:
+            raise ConfigError(
+                'no student families to search; add slots.architecture = ["mlp", ...]',
+                source=next((entry.source for entry in slots.values()), None),
+                field="slots",
+            )
+        _check_overrides_used(overrides, dimensions)
+        ordered = {slot: resolved_slots[slot] for slot in SLOTS if slot in resolved_slots}
+        return cls(ordered, dimensions)
+
+    def suggest(self, trial: optuna.Trial) -> Selection:
+        """Ask ``trial`` for a selection; only the chosen components' params are sampled."""
+        chosen: dict[str, ComponentChoice] = {}
+        for slot, candidates in self.slots.items():
+            name = (
+                candidates[0]
+                if len(candidates) == 1
+                else trial.suggest_categorical(slot, candidates)
+            )
+            if name == NONE:
+                continue
+            params = {dim.field: _suggest(trial, dim) for dim in self.dimensions[slot, name]}
+            chosen[slot] = ComponentChoice(name, params)
+        architecture = chosen.pop(ARCHITECTURE_SLOT)
+        return Selection(architecture, chosen)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """``(name, condition, range)`` for display by ``fedsearch validate``."""
+        rows = []
+        for slot, candidates in self.slots.items():
+            rows.append((slot, "always", "choices " + ", ".join(candidates)))
+            for name in candidates:
+                condition = f"{slot} == {name!r}" if len(candidates) > 1 else "always"
+                rows.extend(
+                    (dim.name, condition, dim.describe())
+                    for dim in self.dimensions.get((slot, name), [])
+                )
+        return rows
+
+
+def _kind(slot: str) -> str:
+    return "architecture" if slot == ARCHITECTURE_SLOT else "compressor"
+
+
+def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[str]:
+    where = f"slots.{slot}"
+    if slot not in SLOTS:
+        close = difflib.get_close_matches(slot, SLOTS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown slot; {hint}slots are: {', '.join(SLOTS)}", source=entry.source, field=where
+        )
+    names = list(entry.value)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(
+            "list each candidate once, at least one", source=entry.source, field=where
+        )
+    for name in names:
+        if name == NONE:
+            if slot == ARCHITECTURE_SLOT:
+                raise ConfigError(
+                    "the architecture cannot be 'none'", source=entry.source, field=where
+                )
+            continue
+        component = registry.get(_kind(slot), name, source=entry.source, field=where).cls
+        stage = getattr(component, "stage", slot)
+        if stage != slot:
+            raise ConfigError(
+                f"{name!r} is a {stage} compressor; list it under slots.{stage}",
+                source=entry.source,
+                field=where,
+            )
+    return names
+
+
+def _dimension(
+    slot: str, component: type[Component], field_name: str, override: Sourced | None
+) -> Dimension:
+    default = getattr(component.Params(), field_name)
+    if override is None:
+        return _from_hint(slot, component, field_name, default)
+    config: DimensionConfig = override.value
+    where = f"dimensions.{slot}.{component.name}"
+
+    def check(value: Any) -> Any:
+        params = validate_params(
+            component, {field_name: value}, source=override.source, field=where
+        )
+        return getattr(params, field_name)
+
+    if "value" in config.model_fields_set:
+        return Dimension(slot, component.name, field_name, None, check(config.value))
+    if config.choices is not None:
+        values = [check(choice) for choice in config.choices]
+        return Dimension(slot, component.name, field_name, CategoricalDistribution(values))
+    low, high = check(config.low), check(config.high)
+    return Dimension(
+        slot, component.name, field_name, _range(low, high, config.step, config.log, default)
+    )
+
+
+def _from_hint(slot: str, component: type[Component], field_name: str, default: Any) -> Dimension:
+    hint = search_hint(component.Params, field_name)
+    if isinstance(hint, SearchChoices):
+        return Dimension(
+            slot, component.name, field_name, CategoricalDistribution(list(hint.values))
+        )
+    if isinstance(hint, SearchRange):
+        return Dimension(
+            slot,
+            component.name,
+            field_name,
+            _range(hint.low, hint.high, hint.step, hint.log, default),
+        )
+    return Dimension(slot, component.name, field_name, None, default)
+
+
+def _range(low: Any, high: Any, step: float | None, log: bool, default: Any) -> BaseDistribution:
+    if isinstance(default, int) and not isinstance(default, bool):
+        return IntDistribution(int(low), int(high), log=log, step=1 if log else int(step or 1))
+    return FloatDistribution(float(low), float(high), log=log, step=None if log else step)
+
+
+def _suggest(trial: optuna.Trial, dim: Dimension) -> Any:
+    dist = dim.distribution
+    if dist is None:
+        return dim.value
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(dim.name, list(dist.choices))
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(dim.name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(dim.name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _check_overrides_used(
+    overrides: Mapping[str, Sourced], dimensions: dict[tuple[str, str], list[Dimension]]
+) -> None:
+    known = [dim.name for dims in dimensions.values() for dim in dims]
+    for name, entry in overrides.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"no such dimension among the listed components; {hint}names are "
+                "<slot>.<component>.<param>, and the component must be listed in slots",
+                source=entry.source,
+                field=f"dimensions.{name}",
+            )
