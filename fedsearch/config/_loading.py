@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from fedsearch._errors import ConfigError
 from fedsearch.config._models import SearchSpaceConfig, StudyConfig
+from fedsearch.host import validation_message
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -53,7 +54,7 @@ def _config_error(model: type[BaseModel], error: ValidationError, source: str) -
     elif problem["type"] == "missing":
         message = "required field is missing; add it"
     else:
-        message = f"{problem['msg']} (got {problem.get('input')!r})"
+        message = f"{validation_message(problem)} (got {problem.get('input')!r})"
     return ConfigError(message, source=source, field=field)
 
 

@@ -18,6 +18,7 @@ from fedsearch.host._registry import (
     Registrar,
     unknown_name_message,
     validate_params,
+    validation_message,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "get_registry",
     "unknown_name_message",
     "validate_params",
+    "validation_message",
 ]

@@ -115,13 +115,17 @@ def validate_params(
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         prefix = f"{field}.{where}" if field and where else field or where
-        allowed = ", ".join(cls.Params.model_fields) or "none"
-        raise ConfigError(
-            f"{problem['msg']} (got {problem.get('input')!r}); {cls.kind} {cls.name!r} "
-            f"takes: {allowed}",
-            source=source,
-            field=prefix,
-        ) from None
+        if problem["type"] == "extra_forbidden":
+            allowed = ", ".join(cls.Params.model_fields) or "no params"
+            message = f"unknown param; {cls.kind} {cls.name!r} takes: {allowed}"
+        else:
+            message = f"{validation_message(problem)} (got {problem.get('input')!r})"
+        raise ConfigError(message, source=source, field=prefix) from None
+
+
+def validation_message(problem: Mapping[str, Any]) -> str:
+    """Pydantic's message for one error, without its ``Value error, `` prefix."""
+    return str(problem["msg"]).removeprefix("Value error, ")
 
 
 def unknown_name_message(what: str, name: str, known: list[str]) -> str:

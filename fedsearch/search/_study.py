@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import optuna
@@ -54,7 +55,9 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
         load_if_exists=True,
     )
     if existing is None:
-        optuna_study.set_metric_names(list(OBJECTIVE_NAMES))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna_study.set_metric_names(list(OBJECTIVE_NAMES))
         optuna_study.set_user_attr("fingerprint", study.fingerprint())
         optuna_study.set_user_attr("config", json.loads(study.config.model_dump_json()))
         optuna_study.set_user_attr("artifact_dir", str(artifact_dir(study).resolve()))

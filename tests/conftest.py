@@ -1,0 +1,101 @@
+"""Shared fixtures: the registry, tiny study files, the installed example plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedsearch import ComponentRegistry, get_registry
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGIN = REPO / "plugins" / "fedsearch-example-plugin"
+
+TINY_SPACE = """
+[slots]
+architecture = ["mlp"]
+prune = ["none", "magnitude"]
+quantize = ["none", "uniform"]
+distill = ["none", "soft_target"]
+
+[dimensions]
+"architecture.mlp.depth" = { value = 1 }
+"architecture.mlp.width" = { choices = [16, 32] }
+"quantize.uniform.bits" = { choices = [4, 8] }
+"""
+
+TINY_STUDY = """
+name = "tiny"
+seed = 0
+output_dir = "{output}"
+
+[dataset]
+name = "digits"
+val_fraction = 0.2
+
+[federation]
+num_clients = 4
+rounds = 3
+fraction = 0.5
+local_epochs = 1
+batch_size = 32
+learning_rate = 0.3
+
+[teacher]
+architecture = {{ name = "mlp", params = {{ widths = [32] }} }}
+rounds = 3
+
+[search]
+space = "space.toml"
+n_trials = 3
+sampler = {{ name = "random" }}
+"""
+
+
+@pytest.fixture(scope="session")
+def registry() -> ComponentRegistry:
+    """Components of the installed plugins."""
+    return get_registry()
+
+
+def write_tiny_study(folder: Path, study: str = TINY_STUDY, space: str = TINY_SPACE) -> Path:
+    """Write a tiny study (digits, 4 clients, 3 rounds) and its search space into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "space.toml").write_text(space)
+    path = folder / "study.toml"
+    path.write_text(study.format(output=(folder / "runs").as_posix()))
+    return path
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    """Path of a valid tiny study file whose outputs go under ``tmp_path/runs``."""
+    return write_tiny_study(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def example_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example third-party plugin, really installed (wheel built) into its own folder.
+
+    Put the folder on ``PYTHONPATH`` (or ``sys.path``) to make the plugin visible.
+    """
+    target = tmp_path_factory.mktemp("example-plugin-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE_PLUGIN),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target

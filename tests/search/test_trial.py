@@ -1,0 +1,88 @@
+"""One trial end to end: deterministic, honest bytes, artifacts that reproduce accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedsearch import evaluate_selection, load_model, resolve_study
+from fedsearch.federated import accuracy
+from fedsearch.search import ComponentChoice, Selection, prepare_runtime, teacher_cache_path
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory, registry):
+    from tests.conftest import write_tiny_study
+
+    study = resolve_study(write_tiny_study(tmp_path_factory.mktemp("trial")), registry)
+    return prepare_runtime(study)
+
+
+def selection(*compressors: tuple[str, str, dict]) -> Selection:
+    return Selection(
+        ComponentChoice("mlp", {"depth": 1, "width": 16, "widths": None}),
+        {slot: ComponentChoice(name, params) for slot, name, params in compressors},
+    )
+
+
+COMPRESSED = selection(
+    ("prune", "magnitude", {"sparsity": 0.6, "start_fraction": 0.5}),
+    ("quantize", "uniform", {"bits": 4}),
+    ("distill", "soft_target", {"temperature": 3.0, "alpha": 0.5}),
+)
+
+
+def test_same_selection_same_objectives(runtime):
+    first = evaluate_selection(runtime, COMPRESSED)
+    second = evaluate_selection(runtime, COMPRESSED)
+    assert first.artifact == second.artifact
+    assert (first.val_accuracy, first.comm_bytes) == (second.val_accuracy, second.comm_bytes)
+
+
+def test_loading_the_artifact_reproduces_the_recorded_accuracy(runtime, registry):
+    outcome = evaluate_selection(runtime, COMPRESSED)
+    model = load_model(outcome.artifact, registry)
+    data = runtime.data
+    assert accuracy(model, data.val_inputs, data.val_labels) == outcome.val_accuracy
+    assert accuracy(model, data.test_inputs, data.test_labels) == outcome.test_accuracy
+    assert outcome.val_accuracy > 0.3  # well above chance (0.1) after 3 tiny rounds
+
+
+def test_model_bytes_shrink_with_compression(runtime):
+    dense = evaluate_selection(runtime, selection())
+    compressed = evaluate_selection(runtime, COMPRESSED)
+    params = 64 * 16 + 16 + 16 * 10 + 10
+    assert params * 4 < dense.model_bytes < params * 4 + 200  # float32 plus a small header
+    assert compressed.model_bytes < dense.model_bytes / 3
+
+
+def test_comm_bytes_are_every_payload_of_every_round(runtime):
+    outcome = evaluate_selection(runtime, selection())
+    config = runtime.study.config.federation
+    params = 64 * 16 + 16 + 16 * 10 + 10
+    per_round = round(config.fraction * config.num_clients)
+    expected = 2 * config.rounds * per_round * params * 4  # float32 down and up
+    assert outcome.simulation.one_time_bytes == 0
+    assert outcome.comm_bytes == expected
+    assert sum(r.uplink_bytes + r.downlink_bytes for r in outcome.simulation.history) == expected
+
+
+def test_distillation_pays_for_the_teacher_download_once_per_client(runtime):
+    plain = evaluate_selection(runtime, selection())
+    distilled = evaluate_selection(
+        runtime, selection(("distill", "soft_target", {"temperature": 2.0, "alpha": 0.5}))
+    )
+    teacher_bytes = sum(t.numel() for t in runtime.teacher.weights.values()) * 4
+    one_time = distilled.simulation.one_time_bytes
+    assert one_time % teacher_bytes == 0
+    assert 1 <= one_time // teacher_bytes <= runtime.study.config.federation.num_clients
+    assert distilled.comm_bytes == plain.comm_bytes + one_time
+
+
+def test_teacher_is_cached_on_disk_and_reused(runtime):
+    path = teacher_cache_path(runtime.study)
+    assert path.exists()
+    stamp = path.stat().st_mtime_ns
+    again = prepare_runtime(runtime.study)
+    assert path.stat().st_mtime_ns == stamp
+    assert again.teacher.val_accuracy == runtime.teacher.val_accuracy
+    assert again.teacher.artifact_bytes == path.stat().st_size

@@ -1,0 +1,54 @@
+"""The example third-party plugin: installed as a package, listed, and used by a study."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
+
+FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
+
+
+def fedsearch(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run([FEDSEARCH, *args], capture_output=True, text=True, env=env)
+
+
+def test_installed_plugin_appears_in_fedsearch_plugins(example_plugin_site):
+    result = fedsearch("plugins", "--json", site=example_plugin_site)
+    assert result.returncode == 0, result.stderr
+    plugins = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    example = plugins["random-pruning"]
+    assert example["distribution"] == "fedsearch-random-pruning"
+    assert example["version"] == "0.1.0"
+    assert example["components"] == {"compressor": ["random"]}
+
+
+def test_a_study_uses_the_plugins_compressor(example_plugin_site, tmp_path):
+    space = TINY_SPACE.replace('prune = ["none", "magnitude"]', 'prune = ["random"]')
+    study = write_tiny_study(tmp_path, TINY_STUDY.replace("n_trials = 3", "n_trials = 2"), space)
+    result = fedsearch("run", str(study), site=example_plugin_site)
+    assert result.returncode == 0, result.stderr
+    storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        sparsity = trial.params["prune.random.sparsity"]
+        assert trial.user_attrs["plugins"]["prune.random"] == "random-pruning==0.1.0"
+        assert trial.user_attrs["sparsity"] >= sparsity * 0.8  # its masks really zeroed weights
+
+
+def test_without_the_plugin_the_same_study_is_refused(tmp_path):
+    space = TINY_SPACE.replace('prune = ["none", "magnitude"]', 'prune = ["random"]')
+    result = fedsearch("validate", str(write_tiny_study(tmp_path, TINY_STUDY, space)))
+    assert result.returncode == 2
+    assert "unknown compressor 'random'" in result.stderr
