@@ -32,10 +32,11 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One JSON-friendly row per Pareto trial."""
+    names = study.metric_names or list(OBJECTIVE_NAMES)
     rows = []
     for trial in pareto_trials(study):
         row: dict[str, Any] = {"trial": trial.number}
-        row |= dict(zip(OBJECTIVE_NAMES, trial.values, strict=True))
+        row |= dict(zip(names, trial.values, strict=True))
         row["model_bytes"] = int(row["model_bytes"])
         row["comm_bytes"] = int(row["comm_bytes"])
         row["test_accuracy"] = trial.user_attrs.get("test_accuracy")
