@@ -104,3 +104,13 @@ def test_training_never_changes_the_shared_model():
     run(model, "sequential")
     run(model, "vectorized")
     assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())
+
+
+def test_proximal_term_keeps_clients_near_the_global_weights():
+    start = mlp().state_dict()
+
+    def drift(mu):
+        results, _ = run(mlp(), "sequential", mu=mu)
+        return sum(float((w[n] - start[n]).norm()) for w, _ in results for n in start)
+
+    assert drift(5.0) < 0.8 * drift(0.0)
