@@ -19,6 +19,7 @@ from fedsearch.federated import (
     FederatedData,
     FederatedRun,
     RoundCallback,
+    RoundRecord,
     SimulationResult,
     accuracy,
     prepare_federated_data,
@@ -159,12 +160,34 @@ class TrialObjective:
         started = time.perf_counter()
         selection = self.runtime.study.space.suggest(trial)
         self.progress.trial_started(trial.number, self.runtime.study.config.federation.rounds)
-        outcome = evaluate_selection(self.runtime, selection, on_round=self.progress.round_finished)
+        outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
         for key, value in trial_attributes(self.runtime, selection, outcome).items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))
         trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
         return outcome.val_accuracy, float(outcome.model_bytes), float(outcome.comm_bytes)
+
+    def _round_callback(self, trial: optuna.Trial) -> RoundCallback:
+        """Reports progress and applies ``federation.early_abort`` after every round."""
+        rule = self.runtime.study.config.federation.early_abort
+        history: list[RoundRecord] = []
+
+        def on_round(record: RoundRecord) -> None:
+            self.progress.round_finished(record)
+            history.append(record)
+            accuracy_now = record.val_accuracy
+            if rule is None or accuracy_now is None or record.round < rule.after_round:
+                return
+            if accuracy_now < rule.min_accuracy:
+                trial.set_user_attr("pruned_at_round", record.round)
+                trial.set_user_attr("val_accuracy_history", [r.val_accuracy for r in history])
+                trial.set_user_attr("history", [r.__dict__ for r in history])
+                raise optuna.TrialPruned(
+                    f"validation accuracy {accuracy_now:.4f} < {rule.min_accuracy} after round "
+                    f"{record.round} (federation.early_abort)"
+                )
+
+        return on_round
 
     def _upload(self, trial: optuna.Trial, artifact: bytes) -> str:
         with tempfile.TemporaryDirectory() as folder:
