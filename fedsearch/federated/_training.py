@@ -23,22 +23,31 @@ Execution = Literal["auto", "sequential", "vectorized"]
 """How a round's clients are trained: chosen by rule, one after another, or all at once."""
 
 
+VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
+"""Largest float32 stack of a round's client weights that ``auto`` vectorizes."""
+
+
 def choose_execution(model: nn.Module, requested: Execution, num_clients: int) -> str:
     """The execution path for a round of ``num_clients`` clients.
 
-    ``auto`` trains the clients together with ``torch.func.vmap`` when the
-    model has no convolution and there are at least two clients, sequentially
-    otherwise. The rule is measured (benchmarks/sim_throughput.py, RESULTS.md):
-    vectorizing multiplies MLP throughput on CPU but does not help LeNet-style
-    CNNs, whose batched (grouped) convolutions are slower than plain ones. It
-    depends only on the model and the round, so a trial stays deterministic.
+    ``auto`` trains the clients together with ``torch.func.vmap`` when there
+    are at least two, the model has no convolution, and the stacked client
+    weights fit in ``VECTORIZE_MAX_STACKED_BYTES`` (2 MiB, about an L2 cache);
+    sequentially otherwise. The rule comes from measurements on CPU (see
+    RESULTS.md): vectorizing pays for small MLPs, whose steps are dominated
+    by per-step overhead, but not for MLPs like the 2NN (10 x 199k weights
+    stream through memory every step while one client's weights stay cached)
+    nor for CNNs (batched convolutions are slower than plain ones). It depends
+    only on the model and the round, so a trial stays deterministic.
     """
     if requested != "auto":
         return requested
     if num_clients < 2:
         return "sequential"
-    has_conv = any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules())
-    return "sequential" if has_conv else "vectorized"
+    if any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules()):
+        return "sequential"
+    stacked = 4 * num_clients * sum(p.numel() for p in model.parameters())
+    return "vectorized" if stacked <= VECTORIZE_MAX_STACKED_BYTES else "sequential"
 
 
 class LocalTrainer:

@@ -96,6 +96,9 @@ def test_auto_vectorizes_mlps_and_not_convolutions():
     assert choose_execution(mlp(), "auto", 1) == "sequential"
     assert choose_execution(cnn, "auto", 10) == "sequential"
     assert choose_execution(cnn, "vectorized", 10) == "vectorized"
+    big = nn.Sequential(nn.Flatten(), nn.Linear(784, 200), nn.Linear(200, 10))
+    assert choose_execution(big, "auto", 10) == "sequential"  # 10 x 159k weights > 2 MiB
+    assert choose_execution(big, "auto", 3) == "vectorized"
 
 
 def test_training_never_changes_the_shared_model():
