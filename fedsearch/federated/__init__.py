@@ -17,6 +17,7 @@ from fedsearch.federated._training import (
     LocalTrainer,
     accuracy,
     choose_execution,
+    intra_op_threads,
     predict_logits,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "TrafficCounter",
     "accuracy",
     "choose_execution",
+    "intra_op_threads",
     "model_weights",
     "predict_logits",
     "prepare_federated_data",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -48,6 +49,30 @@ def choose_execution(model: nn.Module, requested: Execution, num_clients: int) -
         return "sequential"
     stacked = 4 * num_clients * sum(p.numel() for p in model.parameters())
     return "vectorized" if stacked <= VECTORIZE_MAX_STACKED_BYTES else "sequential"
+
+
+SINGLE_THREAD_MAX_PARAMETERS = 100_000
+"""Models up to this size train with one intra-op thread (see ``intra_op_threads``)."""
+
+
+@contextlib.contextmanager
+def intra_op_threads(model: nn.Module) -> Iterator[None]:
+    """Train small models on one intra-op thread, restoring the setting afterwards.
+
+    The kernels of a small model's steps (a 32 x 64 by 64 x 128 matmul) are
+    too short to split across cores: waking the thread pool costs more than it
+    saves. Larger models keep torch's setting.
+    """
+    previous = torch.get_num_threads()
+    small = sum(p.numel() for p in model.parameters()) <= SINGLE_THREAD_MAX_PARAMETERS
+    if not small or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class LocalTrainer:
@@ -119,9 +144,10 @@ class LocalTrainer:
         orders = [self._batches(indices) for indices in client_indices]
         self.last_execution = choose_execution(self.model, self.execution, len(orders))
         self.model.train()
-        if self.last_execution == "vectorized":
-            return train_vectorized(self, weights, orders, proximal_mu)
-        return [self._train_one(weights, batches, proximal_mu) for batches in orders]
+        with intra_op_threads(self.model):
+            if self.last_execution == "vectorized":
+                return train_vectorized(self, weights, orders, proximal_mu)
+            return [self._train_one(weights, batches, proximal_mu) for batches in orders]
 
     def _batches(self, indices: np.ndarray) -> list[torch.Tensor]:
         positions = torch.from_numpy(np.asarray(indices, dtype=np.int64))
@@ -155,7 +181,9 @@ class LocalTrainer:
             loss = F.cross_entropy(logits, batch.targets)
             for compressor in self.compressors:
                 loss = compressor.training_loss(loss, logits, batch)
-            objective = loss + proximal_term(trainable, anchors, proximal_mu)
+            objective = (
+                loss + proximal_term(trainable, anchors, proximal_mu) if proximal_mu else loss
+            )
             gradients = torch.autograd.grad(objective, trainable)
             with torch.no_grad():
                 torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)

@@ -117,3 +117,19 @@ def test_proximal_term_keeps_clients_near_the_global_weights():
         return sum(float((w[n] - start[n]).norm()) for w, _ in results for n in start)
 
     assert drift(5.0) < 0.8 * drift(0.0)
+
+
+def test_small_models_train_on_one_thread_and_the_setting_is_restored():
+    from fedsearch.federated import intra_op_threads
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with intra_op_threads(mlp()):
+            inside = torch.get_num_threads()
+        big = nn.Linear(1000, 200)
+        with intra_op_threads(big):
+            inside_big = torch.get_num_threads()
+        assert (inside, inside_big, torch.get_num_threads()) == (1, 2, 2)
+    finally:
+        torch.set_num_threads(previous)
