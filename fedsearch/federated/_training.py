@@ -28,7 +28,12 @@ VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
 """Largest float32 stack of a round's client weights that ``auto`` vectorizes."""
 
 
-def choose_execution(model: nn.Module, requested: Execution, num_clients: int) -> str:
+def choose_execution(
+    model: nn.Module,
+    requested: Execution,
+    num_clients: int,
+    compressors: Sequence[Compressor] = (),
+) -> str:
     """The execution path for a round of ``num_clients`` clients.
 
     ``auto`` trains the clients together with ``torch.func.vmap`` when there
@@ -39,11 +44,14 @@ def choose_execution(model: nn.Module, requested: Execution, num_clients: int) -
     by per-step overhead, but not for MLPs like the 2NN (10 x 199k weights
     stream through memory every step while one client's weights stay cached)
     nor for CNNs (batched convolutions are slower than plain ones). It depends
-    only on the model and the round, so a trial stays deterministic.
+    only on the model and the round, so a trial stays deterministic. A
+    compressor with its own ``training_loss`` (distillation) also keeps
+    ``auto`` sequential: losses such as ``kl_div`` have no vmap batching rule
+    and fall back to a slow per-client loop.
     """
     if requested != "auto":
         return requested
-    if num_clients < 2:
+    if num_clients < 2 or any(_changes_loss(compressor) for compressor in compressors):
         return "sequential"
     if any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules()):
         return "sequential"
@@ -73,6 +81,10 @@ def intra_op_threads(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _changes_loss(compressor: Compressor) -> bool:
+    return type(compressor).training_loss is not Compressor.training_loss
 
 
 class LocalTrainer:
@@ -142,7 +154,9 @@ class LocalTrainer:
             proximal_mu: FedProx coefficient of ``mu / 2 * ||w - weights||^2``.
         """
         orders = [self._batches(indices) for indices in client_indices]
-        self.last_execution = choose_execution(self.model, self.execution, len(orders))
+        self.last_execution = choose_execution(
+            self.model, self.execution, len(orders), self.compressors
+        )
         self.model.train()
         with intra_op_threads(self.model):
             if self.last_execution == "vectorized":

@@ -101,6 +101,13 @@ def test_auto_vectorizes_mlps_and_not_convolutions():
     assert choose_execution(big, "auto", 3) == "vectorized"
 
 
+def test_auto_keeps_loss_changing_compressors_sequential(registry):
+    distill = registry.create("compressor", "soft_target")
+    prune = registry.create("compressor", "magnitude")
+    assert choose_execution(mlp(), "auto", 10, [prune]) == "vectorized"
+    assert choose_execution(mlp(), "auto", 10, [prune, distill]) == "sequential"
+
+
 def test_training_never_changes_the_shared_model():
     model = mlp()
     before = {name: t.clone() for name, t in model.state_dict().items()}
