@@ -10,6 +10,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from fedsearch._errors import DivergenceError
 from fedsearch.components import Batch, Compressor, Weights
 
 EVAL_BATCH_SIZE = 2048
@@ -85,6 +86,11 @@ class LocalTrainer:
                     self.inputs[batch_positions], self.labels[batch_positions], batch_positions
                 )
                 loss = self._loss(local, batch)
+                if not torch.isfinite(loss):
+                    raise DivergenceError(
+                        f"training loss is {loss.item()} (learning rate {self.learning_rate}); "
+                        "lower the learning rate or narrow the search ranges"
+                    )
                 gradients = torch.autograd.grad(loss, trainable)
                 with torch.no_grad():
                     torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
