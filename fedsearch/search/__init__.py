@@ -33,12 +33,14 @@ from fedsearch.search._space import (
     SearchSpace,
     Selection,
 )
+from fedsearch.search._status import study_status
 from fedsearch.search._study import artifact_dir, open_study, prepare_runtime, run_study
 from fedsearch.search._teacher import cached_teacher, load_or_train_teacher, teacher_key
 from fedsearch.search._workers import (
     FINISHED_STATES,
     StorageLock,
     StudyBudget,
+    TrialSeededSampler,
     error_attributes,
     open_storage,
     worker_id,
@@ -61,6 +63,7 @@ __all__ = [
     "StudyRuntime",
     "TrialObjective",
     "TrialOutcome",
+    "TrialSeededSampler",
     "artifact_dir",
     "build_artifact",
     "cached_teacher",
@@ -80,6 +83,7 @@ __all__ = [
     "resolve_study",
     "run_study",
     "study_note",
+    "study_status",
     "teacher_key",
     "worker_id",
 ]

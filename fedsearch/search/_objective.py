@@ -180,6 +180,8 @@ class TrialObjective:
     def _run(self, trial: optuna.Trial) -> tuple[float, float, float]:
         started = time.perf_counter()
         selection = self.runtime.study.space.suggest(trial)
+        trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
+        trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, self.runtime.study.config.federation.rounds)
         outcome = evaluate_selection(self.runtime, selection, on_round=self.progress.round_finished)
         for key, value in trial_attributes(self.runtime, selection, outcome).items():

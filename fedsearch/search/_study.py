@@ -99,6 +99,7 @@ def run_study(
     *,
     n_trials: int | None = None,
     timeout: float | None = None,
+    threads: int | None = None,
     progress: ProgressReporter | None = None,
 ) -> optuna.Study:
     """Run (or continue) a study; any number of workers may run it at once.
@@ -113,6 +114,8 @@ def run_study(
             None, run until the study holds the file's ``search.n_trials``
             finished trials, counting those of every worker.
         timeout: Stop starting trials after this many seconds.
+        threads: PyTorch threads of this process (default: ``workers.threads``;
+            0 keeps torch's default).
         progress: Receives progress events.
 
     Raises:
@@ -121,8 +124,9 @@ def run_study(
     """
     progress = progress or ProgressReporter()
     workers = study.config.workers
-    if workers.threads:
-        torch.set_num_threads(workers.threads)
+    threads = workers.threads if threads is None else threads
+    if threads:
+        torch.set_num_threads(threads)
     optuna_study = open_study(study)
     budget = StudyBudget(study.config.search.n_trials) if n_trials is None else None
     planned = budget.remaining(optuna_study) if budget is not None else n_trials

@@ -14,12 +14,14 @@ import fcntl
 import hashlib
 import os
 import socket
+import sqlite3
 import threading
 import time
 import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache, lru_cache
@@ -50,24 +52,24 @@ def worker_id() -> str:
 def open_storage(url: str, workers: WorkersConfig | None = None) -> optuna.storages.RDBStorage:
     """Connect to an RDB storage with heartbeats and retries of stale trials.
 
-    Creates the folder of a SQLite file if needed. ``workers`` None opens it
-    for reading (no heartbeats).
+    Creates the folder of a SQLite file if needed, and Optuna's tables under
+    a storage lock (workers starting together on an empty database would
+    otherwise race to create them). ``workers`` None opens it without
+    heartbeats (for reading).
     """
-    engine_kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"engine_kwargs": {}}
     if _backend(url) == "sqlite":
         ensure_sqlite_folder(url)
-        engine_kwargs["connect_args"] = {"timeout": 60}  # several processes write to one file
-    if workers is None:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    with warnings.catch_warnings():
+        kwargs["engine_kwargs"]["connect_args"] = {"timeout": 60}  # one file, many writers
+    if workers is not None:
+        kwargs |= {
+            "heartbeat_interval": workers.heartbeat_interval,
+            "grace_period": workers.grace_period,
+            "heartbeat_stale_trial_callback": RequeueStaleTrial(workers.max_retry),
+        }
+    with StorageLock(url, "fedsearch-schema"), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=workers.heartbeat_interval,
-            grace_period=workers.grace_period,
-            heartbeat_stale_trial_callback=RequeueStaleTrial(workers.max_retry),
-        )
+        return optuna.storages.RDBStorage(url, **kwargs)
 
 
 class RequeueStaleTrial:
@@ -100,11 +102,18 @@ class RequeueStaleTrial:
 
 
 def ensure_sqlite_folder(url: str) -> None:
-    """Create the folder of a SQLite database file (nothing for other back ends)."""
-    if _backend(url) == "sqlite":
-        database = sqlalchemy.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    """Create the folder of a SQLite database file (nothing for other back ends).
+
+    The database is switched to write-ahead logging (a persistent setting), so
+    that readers (other workers, the dashboard) never wait for a writer.
+    """
+    if _backend(url) != "sqlite":
+        return
+    database = sqlalchemy.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(database, timeout=60)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
