@@ -27,26 +27,26 @@ def study_note(study: ResolvedStudy) -> str:
         "",
         "## Data and federation",
         "",
-        f"- dataset `{config.dataset.name}` {_params(config.dataset.params)}, "
+        f"- dataset `{config.dataset.name}`{_params(config.dataset.params)}, "
         f"validation fraction {config.dataset.val_fraction}",
         f"- {federation.num_clients} clients, {federation.rounds} rounds, "
         f"fraction {federation.fraction} per round, {federation.local_epochs} local epochs, "
         f"batch {federation.batch_size}, learning rate {federation.learning_rate}",
-        f"- partition `{federation.partition.name}` {_params(federation.partition.params)}, "
+        f"- partition `{federation.partition.name}`{_params(federation.partition.params)}, "
         f"strategy `{federation.strategy.name}`, codecs `{federation.downlink_codec.name}` "
         f"down / `{federation.uplink_codec.name}` up",
     ]
     if config.teacher is not None:
         teacher = config.teacher
         lines.append(
-            f"- teacher `{teacher.architecture.name}` {_params(teacher.architecture.params)}, "
+            f"- teacher `{teacher.architecture.name}`{_params(teacher.architecture.params)}, "
             f"{teacher.rounds or federation.rounds} rounds"
         )
     lines += [
         "",
         "## Search",
         "",
-        f"- sampler `{config.search.sampler.name}` {_params(config.search.sampler.params)}, "
+        f"- sampler `{config.search.sampler.name}`{_params(config.search.sampler.params)}, "
         f"budget {config.search.n_trials} finished trials",
         "",
         "| dimension | when | values |",
@@ -69,4 +69,4 @@ def save_study_note(study: ResolvedStudy, optuna_study: optuna.Study) -> None:
 
 
 def _params(params: dict) -> str:
-    return f"`{json.dumps(params, sort_keys=True)}`" if params else ""
+    return f" `{json.dumps(params, sort_keys=True)}`" if params else ""
