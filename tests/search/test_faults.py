@@ -149,13 +149,14 @@ def _slow_tiny_study(folder: Path, n_trials: int) -> Path:
     return write_tiny_study(folder, study=text + FAST_HEARTBEATS)
 
 
-def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, stop):
     study_file = _slow_tiny_study(tmp_path, n_trials=20)
     storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
     worker = _worker(study_file)
-    running = _stop_during_a_trial(worker, storage, "tiny", after_complete=2)
+    running = _stop_during_a_trial(worker, storage, "tiny", after_complete=1)
     before = _snapshot(_trials(storage, "tiny"))
-    os.kill(worker.pid, signal.SIGINT)
+    os.kill(worker.pid, stop)
     os.kill(worker.pid, signal.SIGCONT)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 130, stderr
@@ -166,7 +167,7 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path):
     assert interrupted.user_attrs["error_type"] == "KeyboardInterrupt"
     assert not [trial for trial in after if trial.state == TrialState.RUNNING]
     assert _snapshot(after) == before
-    assert len(before) >= 2
+    assert len(before) >= 1
 
 
 def test_a_killed_workers_trial_fails_after_the_grace_period_and_is_retried(tmp_path, postgres_url):
