@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fedsearch._errors import ArtifactError, ConfigError, FedsearchError, PluginError
+from fedsearch._errors import (
+    ArtifactError,
+    ConfigError,
+    DivergenceError,
+    FedsearchError,
+    PluginError,
+    TrialFailuresError,
+)
 from fedsearch.artifact import (
     Artifact,
     FloatTensor,
@@ -81,6 +88,7 @@ __all__ = [
     "ConstraintsFunc",
     "Dataset",
     "DatasetSplits",
+    "DivergenceError",
     "FedsearchError",
     "FloatTensor",
     "ModelSpec",
@@ -99,6 +107,7 @@ __all__ = [
     "StoredTensor",
     "Strategy",
     "Teacher",
+    "TrialFailuresError",
     "Weights",
     "__version__",
     "build_artifact",

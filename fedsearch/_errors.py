@@ -43,3 +43,29 @@ class PluginError(FedsearchError):
 
 class ArtifactError(FedsearchError):
     """A compressed-model artifact is corrupt, truncated or of an unknown version."""
+
+
+class DivergenceError(FedsearchError):
+    """Training diverged: a loss became NaN or infinite.
+
+    Raised inside a trial, it marks that trial FAIL (the study goes on); the
+    usual fix is a smaller learning rate or a narrower search range.
+    """
+
+
+class TrialFailuresError(FedsearchError):
+    """A worker saw too many trials in a row fail and stopped.
+
+    Args:
+        count: How many trials failed in a row.
+        last_error: ``type: message`` of the last failure.
+    """
+
+    def __init__(self, count: int, last_error: str):
+        self.count = count
+        self.last_error = last_error
+        super().__init__(
+            f"{count} trials in a row failed (last: {last_error}); see the trials' "
+            "error_type, error and traceback user attributes (fedsearch status, "
+            "optuna-dashboard), fix the cause, and run again (finished trials are kept)"
+        )

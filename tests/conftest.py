@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from fedsearch import ComponentRegistry, get_registry
 
@@ -99,3 +103,33 @@ def example_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return target
+
+
+POSTGRES_ENV = "FEDSEARCH_TEST_POSTGRES"
+POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A scratch PostgreSQL database, dropped at the end of the session.
+
+    The server comes from ``FEDSEARCH_TEST_POSTGRES`` (default: the local
+    ``test`` database); CI starts it before the tests.
+    """
+    server = sqlalchemy.make_url(os.environ.get(POSTGRES_ENV, POSTGRES_DEFAULT))
+    name = f"fedsearch_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {server.render_as_string(hide_password=True)} "
+            f"({error.orig}); start it or point {POSTGRES_ENV} at one"
+        )
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fedsearch.cli._display import pareto_table, plugins_table, space_table
+from fedsearch.cli._display import (
+    pareto_table,
+    plugins_table,
+    space_table,
+    status_tables,
+)
 from fedsearch.cli._progress import RichProgress
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import (
@@ -20,6 +25,8 @@ from fedsearch.search import (
     pareto_rows,
     resolve_study,
     run_study,
+    study_status,
+    worker_id,
 )
 
 
@@ -28,10 +35,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     study = resolve_study(
         args.study_file, get_registry(), storage=args.storage, study_name=args.study_name
     )
-    console.print(f"study [bold]{study.study_name}[/] in {study.storage_url}")
+    console.print(
+        f"study [bold]{study.study_name}[/] in {study.storage_url} (worker {worker_id()})"
+    )
     with RichProgress(console) as progress:
         optuna_study = run_study(
-            study, n_trials=args.n_trials, timeout=args.timeout, progress=progress
+            study,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            threads=args.threads,
+            progress=progress,
         )
     console.print(pareto_table(pareto_rows(optuna_study), f"Pareto front of {study.study_name}"))
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
@@ -76,4 +89,25 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(rows, indent=2))
     else:
         console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
+    return 0
+
+
+def status(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch status``: trials by state and by worker, failures, best trade-offs."""
+    summary = study_status(load_existing_study(args.storage, args.study_name))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for table in status_tables(summary):
+            console.print(table)
+    return 0
+
+
+def report(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch report``: HTML report and PNG plots of a stored study."""
+    from fedsearch.report import write_report  # matplotlib is imported only here
+
+    study = load_existing_study(args.storage, args.study_name)
+    index = write_report(study, args.output, artifact_dir=args.artifact_dir)
+    console.print(f"report written: {index}")
     return 0

@@ -67,3 +67,40 @@ def space_table(rows: list[tuple[str, str, str]]) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def status_tables(summary: dict[str, Any]) -> list[Table]:
+    """Tables of ``fedsearch status``: states, workers, failures, the Pareto front."""
+    states = Table(
+        title=f"study {summary['study']} (budget {summary['budget']})", title_justify="left"
+    )
+    for state in summary["states"]:
+        states.add_column(state.lower(), justify="right")
+    states.add_row(*(str(count) for count in summary["states"].values()))
+    workers = Table(title="trials by worker", title_justify="left")
+    for header in ("worker", "complete", "fail", "running", "other", "busy"):
+        workers.add_column(header, justify="left" if header == "worker" else "right")
+    for worker, entry in summary["workers"].items():
+        counts = dict(entry["states"])
+        main = [counts.pop(state, 0) for state in ("COMPLETE", "FAIL", "RUNNING")]
+        workers.add_row(
+            worker,
+            *(str(count) for count in main),
+            str(sum(counts.values())),
+            f"{entry['busy_s']:.0f} s",
+        )
+    tables = [states, workers]
+    if summary["failures"]:
+        failures = Table(title="latest failures", title_justify="left")
+        for header in ("trial", "worker", "error"):
+            failures.add_column(header)
+        for failure in summary["failures"]:
+            failures.add_row(
+                str(failure["trial"]),
+                str(failure["worker"] or "-"),
+                f"{failure['error_type']}: {failure['error']}",
+            )
+        tables.append(failures)
+    best = ", ".join(f"{name}: trial {number}" for name, number in summary["best"].items())
+    tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
+    return tables

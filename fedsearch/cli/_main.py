@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import optuna
@@ -21,6 +23,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -54,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", type=_positive_float, metavar="S", help="stop starting trials after S seconds"
     )
+    run.add_argument(
+        "--threads",
+        type=_non_negative_int,
+        metavar="N",
+        help="PyTorch threads of this worker (default: the file's workers.threads, 1; "
+        "0 = torch's default)",
+    )
     run.set_defaults(handler=_commands.run)
 
     plugins = commands.add_parser("plugins", help="list installed plugins and their components")
@@ -70,7 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--study-name", required=True, metavar="NAME")
     pareto.add_argument("--json", action="store_true", help="print JSON")
     pareto.set_defaults(handler=_commands.pareto)
+
+    status = commands.add_parser(
+        "status", help="trials by state and by worker, failures, best trade-offs so far"
+    )
+    status.add_argument("--storage", required=True, metavar="URL")
+    status.add_argument("--study-name", required=True, metavar="NAME")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_commands.status)
+
+    report = commands.add_parser(
+        "report", help="write a self-contained HTML report with PNG plots of a stored study"
+    )
+    report.add_argument("--storage", required=True, metavar="URL")
+    report.add_argument("--study-name", required=True, metavar="NAME")
+    report.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    report.add_argument(
+        "--artifact-dir",
+        metavar="DIR",
+        help="the study's artifact folder (default: the one recorded in the study)",
+    )
+    report.set_defaults(handler=_commands.report)
     return parser
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops like Ctrl-C: the running trial is marked FAIL, nothing stored is lost."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     console = Console(stderr=False)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args, console)
     except FedsearchError as error:

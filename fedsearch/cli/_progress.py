@@ -69,7 +69,9 @@ class RichProgress(ProgressReporter):
         """Advance the trials bar and print the trial's outcome."""
         self.bars.advance(self._trials)
         if trial.values is None:
-            self.console.print(f"trial {trial.number}: {trial.state.name}")
+            error = trial.user_attrs.get("error_type")
+            reason = f" ({error}: {trial.user_attrs.get('error')})" if error else ""
+            self.console.print(f"trial {trial.number}: {trial.state.name}{reason}", markup=False)
             return
         accuracy, model_bytes, comm_bytes = trial.values
         self.console.print(

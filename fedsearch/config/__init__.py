@@ -13,6 +13,7 @@ from fedsearch.config._models import (
     SearchSpaceConfig,
     StudyConfig,
     TeacherConfig,
+    WorkersConfig,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SearchSpaceConfig",
     "StudyConfig",
     "TeacherConfig",
+    "WorkersConfig",
     "load_search_space_config",
     "load_study_config",
 ]

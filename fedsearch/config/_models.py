@@ -121,6 +121,35 @@ class SearchConfig(StrictModel):
     dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
 
 
+class WorkersConfig(StrictModel):
+    """How worker processes share a study (none of it changes trial results).
+
+    Attributes:
+        heartbeat_interval: Seconds between heartbeats of a running trial.
+        grace_period: Seconds without a heartbeat after which a running trial is
+            declared FAIL (its worker died) and retried by another worker.
+        max_retry: How many times one stale trial is re-queued (same params).
+        max_consecutive_failures: A worker stops with an error after this many
+            trials in a row failed (a broken plugin would fail every trial).
+        threads: PyTorch intra-op threads per worker process; 0 keeps torch's default.
+    """
+
+    heartbeat_interval: int = Field(10, ge=1)
+    grace_period: int = Field(30, ge=2)
+    max_retry: int = Field(2, ge=0)
+    max_consecutive_failures: int = Field(5, ge=1)
+    threads: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _grace_covers_heartbeats(self) -> WorkersConfig:
+        if self.grace_period < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must be at least twice "
+                f"heartbeat_interval ({self.heartbeat_interval}), or live trials are failed"
+            )
+        return self
+
+
 class StudyConfig(StrictModel):
     """A study file."""
 
@@ -132,3 +161,4 @@ class StudyConfig(StrictModel):
     federation: FederationConfig = FederationConfig()
     teacher: TeacherConfig | None = None
     search: SearchConfig = SearchConfig()
+    workers: WorkersConfig = WorkersConfig()

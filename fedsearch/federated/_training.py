@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -13,6 +14,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from fedsearch._errors import DivergenceError
 from fedsearch.components import Batch, Compressor, Weights
 from fedsearch.federated._functional import model_weights, proximal_term, transformed
 from fedsearch.federated._vectorized import train_vectorized
@@ -160,8 +162,16 @@ class LocalTrainer:
         self.model.train()
         with intra_op_threads(self.model):
             if self.last_execution == "vectorized":
-                return train_vectorized(self, weights, orders, proximal_mu)
-            return [self._train_one(weights, batches, proximal_mu) for batches in orders]
+                results = train_vectorized(self, weights, orders, proximal_mu)
+            else:
+                results = [self._train_one(weights, batches, proximal_mu) for batches in orders]
+        for _, mean_loss in results:
+            if not math.isfinite(mean_loss):
+                raise DivergenceError(
+                    f"training loss is {mean_loss} (learning rate {self.learning_rate}); "
+                    "lower the learning rate or narrow the search ranges"
+                )
+        return results
 
     def _batches(self, indices: np.ndarray) -> list[torch.Tensor]:
         positions = torch.from_numpy(np.asarray(indices, dtype=np.int64))

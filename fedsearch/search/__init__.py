@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedsearch.search._model_io import build_artifact, load_model
+from fedsearch.search._note import study_note
 from fedsearch.search._objective import (
     StudyRuntime,
     TrialObjective,
@@ -32,10 +33,21 @@ from fedsearch.search._space import (
     SearchSpace,
     Selection,
 )
+from fedsearch.search._status import study_status
 from fedsearch.search._study import artifact_dir, open_study, prepare_runtime, run_study
-from fedsearch.search._teacher import load_or_train_teacher, teacher_cache_path
+from fedsearch.search._teacher import cached_teacher, load_or_train_teacher, teacher_key
+from fedsearch.search._workers import (
+    FINISHED_STATES,
+    StorageLock,
+    StudyBudget,
+    TrialSeededSampler,
+    error_attributes,
+    open_storage,
+    worker_id,
+)
 
 __all__ = [
+    "FINISHED_STATES",
     "NONE",
     "OBJECTIVE_DIRECTIONS",
     "OBJECTIVE_NAMES",
@@ -46,17 +58,23 @@ __all__ = [
     "ResolvedStudy",
     "SearchSpace",
     "Selection",
+    "StorageLock",
+    "StudyBudget",
     "StudyRuntime",
     "TrialObjective",
     "TrialOutcome",
+    "TrialSeededSampler",
     "artifact_dir",
     "build_artifact",
+    "cached_teacher",
     "default_storage_url",
     "describe_selection",
+    "error_attributes",
     "evaluate_selection",
     "load_existing_study",
     "load_model",
     "load_or_train_teacher",
+    "open_storage",
     "open_study",
     "pareto_rows",
     "pareto_trials",
@@ -64,5 +82,8 @@ __all__ = [
     "prepare_runtime",
     "resolve_study",
     "run_study",
-    "teacher_cache_path",
+    "study_note",
+    "study_status",
+    "teacher_key",
+    "worker_id",
 ]

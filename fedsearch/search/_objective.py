@@ -26,9 +26,11 @@ from fedsearch.federated import (
     run_federated,
 )
 from fedsearch.search._model_io import build_artifact, load_model
+from fedsearch.search._pareto import describe_selection
 from fedsearch.search._progress import ProgressReporter
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.search._space import ARCHITECTURE_SLOT, Selection
+from fedsearch.search._workers import WORKER_ATTR, error_attributes
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class TrialObjective:
         runtime: Shared data and teacher of the study.
         artifact_store: Where each trial's artifact is uploaded.
         progress: Receives trial and round events.
+        worker: Recorded as the trial's ``worker`` user attribute.
     """
 
     def __init__(
@@ -150,15 +153,36 @@ class TrialObjective:
         artifact_store: FileSystemArtifactStore,
         *,
         progress: ProgressReporter | None = None,
+        worker: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.artifact_store = artifact_store
         self.progress = progress or ProgressReporter()
+        self.worker = worker
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
-        """Run one trial and return (val_accuracy, model_bytes, comm_bytes)."""
+        """Run one trial and return (val_accuracy, model_bytes, comm_bytes).
+
+        An exception (or Ctrl-C) is recorded in the trial's user attributes
+        (``error_type``, ``error``, ``traceback``) and raised again, so Optuna
+        marks the trial FAIL.
+        """
+        if self.worker is not None:
+            trial.set_user_attr(WORKER_ATTR, self.worker)
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except (Exception, KeyboardInterrupt) as error:
+            for key, value in error_attributes(error).items():
+                trial.set_user_attr(key, value)
+            raise
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, float, float]:
         started = time.perf_counter()
         selection = self.runtime.study.space.suggest(trial)
+        trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
+        trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, self.runtime.study.config.federation.rounds)
         outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
         for key, value in trial_attributes(self.runtime, selection, outcome).items():
@@ -241,6 +265,7 @@ def trial_attributes(
         "downlink_bytes": simulation.downlink_bytes,
         "one_time_bytes": simulation.one_time_bytes,
         "selection": slots,
+        "summary": describe_selection(slots),
         "plugins": plugins,
         "partition": {
             "name": runtime.study.partitioner.name,

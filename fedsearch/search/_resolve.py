@@ -46,7 +46,7 @@ class ResolvedStudy:
 
     def fingerprint(self) -> str:
         """Hash of everything that determines trial results (not the budget or storage)."""
-        relevant = self.config.model_dump(mode="json", exclude={"storage", "output_dir"})
+        relevant = self.config.model_dump(mode="json", exclude={"storage", "output_dir", "workers"})
         relevant["search"].pop("n_trials")
         relevant["search"].pop("timeout")
         relevant["space"] = self.space.rows()

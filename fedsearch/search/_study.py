@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from fedsearch._errors import ConfigError
+from fedsearch._errors import ConfigError, TrialFailuresError
+from fedsearch.search._note import save_study_note
 from fedsearch.search._objective import StudyRuntime, TrialObjective, prepare_data
 from fedsearch.search._progress import ProgressReporter
 from fedsearch.search._resolve import OBJECTIVE_DIRECTIONS, OBJECTIVE_NAMES, ResolvedStudy
-from fedsearch.search._teacher import load_or_train_teacher, teacher_cache_path
-
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+from fedsearch.search._teacher import load_or_train_teacher
+from fedsearch.search._workers import (
+    FINISHED_STATES,
+    Decision,
+    StorageLock,
+    StudyBudget,
+    TrialSeededSampler,
+    open_storage,
+    wait_for_running_trials,
+    worker_id,
+)
 
 
 def artifact_dir(study: ResolvedStudy) -> Path:
@@ -24,44 +37,47 @@ def artifact_dir(study: ResolvedStudy) -> Path:
     return study.output_dir / "artifacts"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Connect to an RDB storage, creating the folder of a SQLite file if needed."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(url)
-
-
 def open_study(study: ResolvedStudy) -> optuna.Study:
     """Create the study, or join it when it exists and was made from the same configuration.
+
+    The storage sends heartbeats for running trials and re-queues the trials
+    of workers that died (``[workers]`` of the study file).
 
     Raises:
         ConfigError: A study of that name exists with other objectives or another
             configuration.
     """
-    storage = open_storage(study.storage_url)
-    sampler = study.sampler.build().create(seed=study.config.seed)
-    existing = _existing_fingerprint(storage, study.study_name)
-    if existing is not None and existing != study.fingerprint():
-        raise ConfigError(
-            f"study {study.study_name!r} in {study.storage_url} was created from a different "
-            "configuration; pass --study-name to start a new study",
-            source=study.source,
+    storage = open_storage(study.storage_url, study.config.workers)
+    factory = study.sampler.build().create
+    sampler = TrialSeededSampler(lambda seed: factory(seed=seed), study.config.seed)
+    with StorageLock(study.storage_url, f"fedsearch-create-{study.study_name}"):
+        existing = _existing_fingerprint(storage, study.study_name)
+        if existing is not None and existing != study.fingerprint():
+            raise ConfigError(
+                f"study {study.study_name!r} in {study.storage_url} was created from a "
+                "different configuration; pass --study-name to start a new study",
+                source=study.source,
+            )
+        optuna_study = optuna.create_study(
+            storage=storage,
+            study_name=study.study_name,
+            directions=list(OBJECTIVE_DIRECTIONS),
+            sampler=sampler,
+            load_if_exists=True,
         )
-    optuna_study = optuna.create_study(
-        storage=storage,
-        study_name=study.study_name,
-        directions=list(OBJECTIVE_DIRECTIONS),
-        sampler=sampler,
-        load_if_exists=True,
-    )
-    if existing is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna_study.set_metric_names(list(OBJECTIVE_NAMES))
-        optuna_study.set_user_attr("fingerprint", study.fingerprint())
-        optuna_study.set_user_attr("config", json.loads(study.config.model_dump_json()))
-        optuna_study.set_user_attr("artifact_dir", str(artifact_dir(study).resolve()))
+        if existing is None:
+            _describe_new_study(study, optuna_study)
     return optuna_study
+
+
+def _describe_new_study(study: ResolvedStudy, optuna_study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna_study.set_metric_names(list(OBJECTIVE_NAMES))
+    optuna_study.set_user_attr("config", json.loads(study.config.model_dump_json()))
+    optuna_study.set_user_attr("artifact_dir", str(artifact_dir(study).resolve()))
+    save_study_note(study, optuna_study)
+    optuna_study.set_user_attr("fingerprint", study.fingerprint())  # last: marks it complete
 
 
 def _existing_fingerprint(storage: optuna.storages.BaseStorage, name: str) -> str | None:
@@ -83,9 +99,14 @@ def run_study(
     *,
     n_trials: int | None = None,
     timeout: float | None = None,
+    threads: int | None = None,
     progress: ProgressReporter | None = None,
 ) -> optuna.Study:
-    """Run (or continue) a study.
+    """Run (or continue) a study; any number of workers may run it at once.
+
+    A trial that raises (a plugin error, a diverged loss) is marked FAIL with
+    the error in its user attributes, and the study goes on. Ctrl-C marks the
+    running trial FAIL and raises ``KeyboardInterrupt``; finished trials stay.
 
     Args:
         study: The resolved study.
@@ -93,30 +114,98 @@ def run_study(
             None, run until the study holds the file's ``search.n_trials``
             finished trials, counting those of every worker.
         timeout: Stop starting trials after this many seconds.
+        threads: PyTorch threads of this process (default: ``workers.threads``;
+            0 keeps torch's default).
         progress: Receives progress events.
+
+    Raises:
+        TrialFailuresError: ``workers.max_consecutive_failures`` trials in a
+            row failed in this process.
     """
     progress = progress or ProgressReporter()
+    workers = study.config.workers
+    threads = workers.threads if threads is None else threads
+    if threads:
+        torch.set_num_threads(threads)
     optuna_study = open_study(study)
-    callbacks = [progress.trial_finished]
-    if n_trials is None:
-        budget = study.config.search.n_trials
-        n_trials = max(
-            0, budget - len(optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES))
-        )
-        callbacks.append(optuna.study.MaxTrialsCallback(budget, states=FINISHED_STATES))
-    timeout = timeout if timeout is not None else study.config.search.timeout
-    if n_trials == 0:
+    budget = StudyBudget(study.config.search.n_trials) if n_trials is None else None
+    planned = budget.remaining(optuna_study) if budget is not None else n_trials
+    if planned == 0:
         return optuna_study
     runtime = prepare_runtime(study, progress)
     optuna_study.set_user_attr("teacher", _teacher_summary(runtime))
     progress.trials_started(
-        n_trials, len(optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES))
+        planned, len(optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES))
     )
     objective = TrialObjective(
-        runtime, FileSystemArtifactStore(_mkdir(artifact_dir(study))), progress=progress
+        runtime,
+        FileSystemArtifactStore(_mkdir(artifact_dir(study))),
+        progress=progress,
+        worker=worker_id(),
     )
-    optuna_study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks)
+    timeout = timeout if timeout is not None else study.config.search.timeout
+    deadline = time.monotonic() + timeout if timeout is not None else math.inf
+    runner = _TrialRunner(study, optuna_study, objective, progress.trial_finished)
+    started = 0
+    while time.monotonic() < deadline and (n_trials is None or started < n_trials):
+        claim = StorageLock(study.storage_url, f"fedsearch-budget-{study.study_name}")
+        claim.acquire()
+        try:
+            decision = Decision.RUN if budget is None else budget.decide(optuna_study)
+            if decision is Decision.DONE:
+                break
+            if decision is Decision.WAIT:
+                claim.release()
+                wait_for_running_trials(optuna_study)
+                continue
+            started += 1
+            runner.run_one(claim)
+        finally:
+            claim.release()
     return optuna_study
+
+
+class _TrialRunner:
+    """Runs one trial at a time with Optuna and counts failures in a row."""
+
+    def __init__(
+        self,
+        study: ResolvedStudy,
+        optuna_study: optuna.Study,
+        objective: TrialObjective,
+        trial_finished: Callable[[optuna.Study, FrozenTrial], None],
+    ) -> None:
+        self.limit = study.config.workers.max_consecutive_failures
+        self.optuna_study = optuna_study
+        self.objective = objective
+        self.trial_finished = trial_finished
+        self.failures = 0
+        self.last: FrozenTrial | None = None
+
+    def run_one(self, claim: StorageLock) -> None:
+        """Run one trial; ``claim`` is released as soon as the trial exists in storage."""
+
+        def objective(trial: optuna.Trial) -> tuple[float, float, float]:
+            claim.release()
+            return self.objective(trial)
+
+        self.optuna_study.optimize(
+            objective, n_trials=1, catch=(Exception,), callbacks=[self._finished]
+        )
+        last = self.last
+        if last is not None and last.state == TrialState.FAIL:
+            self.failures += 1
+            if self.failures >= self.limit:
+                error = last.user_attrs.get("error", "no error recorded")
+                raise TrialFailuresError(
+                    self.failures, f"{last.user_attrs.get('error_type', 'error')}: {error}"
+                )
+        else:
+            self.failures = 0
+
+    def _finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.last = trial
+        self.trial_finished(study, trial)
 
 
 def prepare_runtime(study: ResolvedStudy, progress: ProgressReporter | None = None) -> StudyRuntime:
@@ -126,14 +215,17 @@ def prepare_runtime(study: ResolvedStudy, progress: ProgressReporter | None = No
     runtime = StudyRuntime(study=study, data=data, teacher=None)
     if study.config.teacher is None:
         return runtime
-    cached = teacher_cache_path(study).exists()
-    if not cached:
+    trained = []
+
+    def on_training() -> None:
+        trained.append(True)
         progress.teacher_started(study.config.teacher.rounds or study.config.federation.rounds)
+
     teacher = load_or_train_teacher(
-        study, runtime.federated_run(), on_round=progress.round_finished
+        study, runtime.federated_run(), on_round=progress.round_finished, on_training=on_training
     )
     assert teacher is not None
-    progress.teacher_finished(teacher.val_accuracy, teacher.test_accuracy, cached)
+    progress.teacher_finished(teacher.val_accuracy, teacher.test_accuracy, not trained)
     return StudyRuntime(study=study, data=data, teacher=teacher)
 
 

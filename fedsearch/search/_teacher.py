@@ -1,13 +1,15 @@
-"""The study's teacher: trained federatedly once, cached on disk as a float32 artifact."""
+"""The study's teacher: trained federatedly once, cached as a float32 artifact in the database."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+import sqlalchemy
 import torch
+from sqlalchemy.pool import NullPool
 
 from fedsearch.artifact import FORMAT_VERSION, ModelSpec
 from fedsearch.components import Architecture, Teacher
@@ -21,10 +23,20 @@ from fedsearch.federated import (
 )
 from fedsearch.search._model_io import build_artifact, load_model
 from fedsearch.search._resolve import ResolvedStudy
+from fedsearch.search._workers import StorageLock, ensure_sqlite_folder
+
+_METADATA = sqlalchemy.MetaData()
+TEACHERS = sqlalchemy.Table(
+    "fedsearch_teachers",
+    _METADATA,
+    sqlalchemy.Column("key", sqlalchemy.String(64), primary_key=True),
+    sqlalchemy.Column("artifact", sqlalchemy.LargeBinary, nullable=False),
+    sqlalchemy.Column("created_at", sqlalchemy.DateTime(timezone=True), nullable=False),
+)
 
 
-def teacher_cache_path(study: ResolvedStudy) -> Path:
-    """Where the teacher of ``study`` is cached; the name hashes what determines it."""
+def teacher_key(study: ResolvedStudy) -> str:
+    """Hash of everything that determines the teacher (data, federation, teacher, seed)."""
     config = study.config
     key = json.dumps(
         {
@@ -36,26 +48,71 @@ def teacher_cache_path(study: ResolvedStudy) -> Path:
         },
         sort_keys=True,
     )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return study.output_dir / "cache" / f"teacher-{digest}.fsz"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def cached_teacher(storage_url: str, key: str) -> bytes | None:
+    """The cached teacher artifact stored under ``key`` in the study's database, if any."""
+    ensure_sqlite_folder(storage_url)
+    engine = sqlalchemy.create_engine(storage_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            if not sqlalchemy.inspect(connection).has_table(TEACHERS.name):
+                return None
+            query = sqlalchemy.select(TEACHERS.c.artifact).where(TEACHERS.c.key == key)
+            return connection.execute(query).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+def _store_teacher(storage_url: str, key: str, artifact: bytes) -> None:
+    engine = sqlalchemy.create_engine(storage_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            _METADATA.create_all(connection, tables=[TEACHERS], checkfirst=True)
+            connection.execute(
+                sqlalchemy.insert(TEACHERS).values(
+                    key=key, artifact=artifact, created_at=datetime.now(UTC)
+                )
+            )
+    finally:
+        engine.dispose()
 
 
 def load_or_train_teacher(
-    study: ResolvedStudy, run: FederatedRun, *, on_round: RoundCallback | None = None
+    study: ResolvedStudy,
+    run: FederatedRun,
+    *,
+    on_round: RoundCallback | None = None,
+    on_training: Callable[[], None] | None = None,
 ) -> Teacher | None:
-    """The study's teacher from the cache, training and caching it when absent.
+    """The study's teacher from the database, training and storing it when absent.
+
+    The teacher is cached in the ``fedsearch_teachers`` table of the study's
+    own database, so every worker of the study shares it. A storage lock makes
+    sure only one worker trains it; the others wait and then load it.
+
+    Args:
+        study: The resolved study.
+        run: Data and federation the teacher trains in.
+        on_round: Called after each teacher round (when it trains).
+        on_training: Called once before this process starts training it.
 
     Returns:
         None when the study has no teacher.
     """
     if study.teacher_architecture is None or study.config.teacher is None:
         return None
-    path = teacher_cache_path(study)
-    if path.exists():
-        data = path.read_bytes()
-    else:
-        data = _train_teacher(study, run, on_round)
-        _write_atomically(path, data)
+    key = teacher_key(study)
+    data = cached_teacher(study.storage_url, key)
+    if data is None:
+        with StorageLock(study.storage_url, f"fedsearch-teacher-{key}"):
+            data = cached_teacher(study.storage_url, key)  # another worker may have trained it
+            if data is None:
+                if on_training is not None:
+                    on_training()
+                data = _train_teacher(study, run, on_round)
+                _store_teacher(study.storage_url, key, data)
     model = load_model(data, study.registry)
     data_split = run.data
     return Teacher(
@@ -86,10 +143,3 @@ def _train_teacher(
         metadata={"role": "teacher"},
     )
     return build_artifact(spec, result.weights)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_bytes(data)
-    temporary.replace(path)

@@ -6,7 +6,14 @@ import pytest
 
 from fedsearch import evaluate_selection, load_model, resolve_study
 from fedsearch.federated import accuracy
-from fedsearch.search import ComponentChoice, Selection, prepare_runtime, teacher_cache_path
+from fedsearch.search import (
+    ComponentChoice,
+    Selection,
+    cached_teacher,
+    load_or_train_teacher,
+    prepare_runtime,
+    teacher_key,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +85,12 @@ def test_distillation_pays_for_the_teacher_download_once_per_client(runtime):
     assert distilled.comm_bytes == plain.comm_bytes + one_time
 
 
-def test_teacher_is_cached_on_disk_and_reused(runtime):
-    path = teacher_cache_path(runtime.study)
-    assert path.exists()
-    stamp = path.stat().st_mtime_ns
-    again = prepare_runtime(runtime.study)
-    assert path.stat().st_mtime_ns == stamp
-    assert again.teacher.val_accuracy == runtime.teacher.val_accuracy
-    assert again.teacher.artifact_bytes == path.stat().st_size
+def test_teacher_is_cached_in_the_database_and_reused(runtime):
+    study = runtime.study
+    cached = cached_teacher(study.storage_url, teacher_key(study))
+    assert cached is not None
+    rounds = []
+    again = load_or_train_teacher(study, runtime.federated_run(), on_round=rounds.append)
+    assert rounds == []  # loaded, not trained again
+    assert again.val_accuracy == runtime.teacher.val_accuracy
+    assert again.artifact_bytes == len(cached) == runtime.teacher.artifact_bytes

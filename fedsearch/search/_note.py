@@ -1,0 +1,72 @@
+"""The study note optuna-dashboard shows: what the study searches and how it simulates."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+
+from fedsearch.search._resolve import OBJECTIVE_DIRECTIONS, OBJECTIVE_NAMES, ResolvedStudy
+
+
+def study_note(study: ResolvedStudy) -> str:
+    """Markdown describing the study's configuration."""
+    config = study.config
+    federation = config.federation
+    lines = [
+        f"# fedsearch study `{study.study_name}`",
+        "",
+        f"Study file `{study.source}`, seed {config.seed}, fingerprint `{study.fingerprint()}`.",
+        "",
+        "## Objectives",
+        "",
+        *(
+            f"- `{name}` ({direction})"
+            for name, direction in zip(OBJECTIVE_NAMES, OBJECTIVE_DIRECTIONS, strict=True)
+        ),
+        "",
+        "## Data and federation",
+        "",
+        f"- dataset `{config.dataset.name}`{_params(config.dataset.params)}, "
+        f"validation fraction {config.dataset.val_fraction}",
+        f"- {federation.num_clients} clients, {federation.rounds} rounds, "
+        f"fraction {federation.fraction} per round, {federation.local_epochs} local epochs, "
+        f"batch {federation.batch_size}, learning rate {federation.learning_rate}",
+        f"- partition `{federation.partition.name}`{_params(federation.partition.params)}, "
+        f"strategy `{federation.strategy.name}`, codecs `{federation.downlink_codec.name}` "
+        f"down / `{federation.uplink_codec.name}` up",
+    ]
+    if config.teacher is not None:
+        teacher = config.teacher
+        lines.append(
+            f"- teacher `{teacher.architecture.name}`{_params(teacher.architecture.params)}, "
+            f"{teacher.rounds or federation.rounds} rounds"
+        )
+    lines += [
+        "",
+        "## Search",
+        "",
+        f"- sampler `{config.search.sampler.name}`{_params(config.search.sampler.params)}, "
+        f"budget {config.search.n_trials} finished trials",
+        "",
+        "| dimension | when | values |",
+        "| --- | --- | --- |",
+        *(f"| `{name}` | {when} | {values} |" for name, when, values in study.space.rows()),
+        "",
+        "Each trial's user attributes hold its test accuracy, per-layer bits and sparsity, "
+        "round history and the worker that ran it; its artifact is the compressed model.",
+    ]
+    return "\n".join(lines)
+
+
+def save_study_note(study: ResolvedStudy, optuna_study: optuna.Study) -> None:
+    """Store the note for optuna-dashboard (skipped when optuna-dashboard is not installed)."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    save_note(optuna_study, study_note(study))
+
+
+def _params(params: dict) -> str:
+    return f" `{json.dumps(params, sort_keys=True)}`" if params else ""
