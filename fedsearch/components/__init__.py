@@ -19,11 +19,12 @@ from fedsearch.components._params import (
     NoParams,
     SearchChoices,
     SearchHint,
+    SearchPerLayer,
     SearchRange,
     search_hint,
 )
 from fedsearch.components._partitioner import Partitioner
-from fedsearch.components._sampler import ConstraintsFunc, Sampler
+from fedsearch.components._sampler import Sampler
 from fedsearch.components._strategy import Channel, ClientUpdate, ServerRound, Strategy
 
 COMPONENT_KINDS: dict[str, type[Component]] = {
@@ -44,7 +45,6 @@ __all__ = [
     "ComponentParams",
     "CompressionContext",
     "Compressor",
-    "ConstraintsFunc",
     "Dataset",
     "DatasetSplits",
     "NoParams",
@@ -52,6 +52,7 @@ __all__ = [
     "Sampler",
     "SearchChoices",
     "SearchHint",
+    "SearchPerLayer",
     "SearchRange",
     "ServerRound",
     "Stage",
