@@ -14,6 +14,7 @@ from fedsearch.components._compressor import (
     Teacher,
 )
 from fedsearch.components._dataset import Dataset, DatasetSplits
+from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
     ComponentParams,
     NoParams,
@@ -29,7 +30,16 @@ from fedsearch.components._strategy import Channel, ClientUpdate, ServerRound, S
 
 COMPONENT_KINDS: dict[str, type[Component]] = {
     base.kind: base
-    for base in (Compressor, Architecture, Dataset, Partitioner, Strategy, Codec, Sampler)
+    for base in (
+        Compressor,
+        Architecture,
+        Dataset,
+        Partitioner,
+        Strategy,
+        Codec,
+        Sampler,
+        Objective,
+    )
 }
 """Every component kind, by its name."""
 
@@ -48,6 +58,7 @@ __all__ = [
     "Dataset",
     "DatasetSplits",
     "NoParams",
+    "Objective",
     "Partitioner",
     "Sampler",
     "SearchChoices",

@@ -12,6 +12,8 @@ from fedsearch.search._objective import (
 )
 from fedsearch.search._pareto import (
     describe_selection,
+    infeasible_trials,
+    is_feasible,
     load_existing_study,
     pareto_rows,
     pareto_trials,
@@ -54,6 +56,8 @@ __all__ = [
     "default_storage_url",
     "describe_selection",
     "evaluate_selection",
+    "infeasible_trials",
+    "is_feasible",
     "load_existing_study",
     "load_model",
     "load_or_train_teacher",

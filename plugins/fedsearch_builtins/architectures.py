@@ -193,8 +193,9 @@ class DSCNN(Architecture):
 
     Each block is a 3x3 depthwise convolution and a 1x1 pointwise convolution,
     each followed by ReLU (no batch norm: its running statistics do not average
-    well across clients; He initialisation keeps it trainable instead). Channels are MobileNet v1's (32, 64, 128, 128, 256)
-    scaled by ``width_multiplier``.
+    well across clients; He initialisation keeps it trainable instead).
+    Channels are MobileNet v1's (32, 64, 128, 128, 256) scaled by
+    ``width_multiplier``.
     """
 
     name = "dscnn"
