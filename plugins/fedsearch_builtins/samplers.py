@@ -14,7 +14,22 @@ from fedsearch_builtins._strategies import (
     ConditionalNSGAIIISampler,
     ConditionalNSGAIISampler,
     RegularizedEvolutionSampler,
+    select_parent,
 )
+
+__all__ = [
+    "GP",
+    "NSGA2",
+    "NSGA3",
+    "TPE",
+    "ConditionalNSGAIIISampler",
+    "ConditionalNSGAIISampler",
+    "Random",
+    "RegularizedEvolution",
+    "RegularizedEvolutionSampler",
+    "fedsearch_register_components",
+    "select_parent",
+]
 
 
 class GeneticParams(ComponentParams):
