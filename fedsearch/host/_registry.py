@@ -19,6 +19,8 @@ from fedsearch.components import (
     ComponentParams,
     Compressor,
     Objective,
+    SearchPerLayer,
+    search_hint,
 )
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -219,6 +221,7 @@ def _check_component_class(kind: str, cls: Any, plugin: str) -> None:
             f"{what}: every field of `Params` needs a default ({error.errors()[0]['loc']})",
             plugin=plugin,
         ) from None
+    _check_per_layer_fields(cls, what, plugin)
     if issubclass(cls, Objective):
         metric = getattr(cls, "metric", None)
         if not isinstance(metric, str) or not _NAME_PATTERN.match(metric):
@@ -238,6 +241,27 @@ def _check_component_class(kind: str, cls: Any, plugin: str) -> None:
             f"(got {getattr(cls, 'stage', None)!r})",
             plugin=plugin,
         )
+
+
+def _check_per_layer_fields(cls: type[Component], what: str, plugin: str) -> None:
+    fields = list(cls.Params.model_fields)
+    defaults = cls.Params()
+    for position, field in enumerate(fields):
+        hint = search_hint(cls.Params, field)
+        if not isinstance(hint, SearchPerLayer):
+            continue
+        if hint.count not in fields[:position] or not isinstance(
+            getattr(defaults, hint.count), int
+        ):
+            raise PluginError(
+                f"{what}: SearchPerLayer on {field!r} names count={hint.count!r}; it must be "
+                "an int field declared before it",
+                plugin=plugin,
+            )
+        if not isinstance(getattr(defaults, field), list):
+            raise PluginError(
+                f"{what}: SearchPerLayer field {field!r} must be a list", plugin=plugin
+            )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from fedsearch._errors import ConfigError, PluginError
+from fedsearch._errors import ConfigError
 from fedsearch.components import (
     STAGES,
     Component,
@@ -220,16 +220,9 @@ def _component_dimensions(
     slot: str, component: type[Component], overrides: Mapping[str, Sourced]
 ) -> list[Dimension]:
     dimensions = []
-    fields = list(component.Params.model_fields)
-    for position, field_name in enumerate(fields):
+    for field_name in component.Params.model_fields:
         hint = search_hint(component.Params, field_name)
         count = hint.count if isinstance(hint, SearchPerLayer) else None
-        if count is not None and count not in fields[:position]:
-            raise PluginError(
-                f"{component.kind} {component.name!r}: SearchPerLayer on {field_name!r} names "
-                f"count={count!r}, which must be a field declared before it",
-                plugin=component.name,
-            )
         override = overrides.get(f"{slot}.{component.name}.{field_name}")
         dimensions.append(_dimension(slot, component, field_name, override, count))
     return dimensions
