@@ -110,13 +110,27 @@ class SearchSpaceConfig(StrictModel):
     dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
 
 
+class ConstraintsConfig(StrictModel):
+    """Hard limits: trials that break one are marked infeasible and kept off the Pareto front."""
+
+    max_model_bytes: int | None = Field(None, gt=0)
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    max_comm_bytes: int | None = Field(None, gt=0)
+
+
 class SearchConfig(StrictModel):
-    """How the study searches."""
+    """How the study searches.
+
+    ``objectives`` enables extra objectives (``[{ name = "flops" }]``) after
+    the three built in; ``constraints`` sets hard limits.
+    """
 
     space: str = DEFAULT_SEARCH_SPACE
     n_trials: int = Field(30, ge=1)
     timeout: float | None = Field(None, gt=0)
     sampler: ComponentRef = ComponentRef(name="nsga2")
+    objectives: list[ComponentRef] = Field(default_factory=list)
+    constraints: ConstraintsConfig = ConstraintsConfig()
     slots: dict[str, list[str]] = Field(default_factory=dict)
     dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
 
