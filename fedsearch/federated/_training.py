@@ -62,7 +62,6 @@ class LocalTrainer:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.generator = generator
-        self._trainable = {name for name, _ in model.named_parameters()}
 
     def train(self, weights: Weights, indices: np.ndarray) -> tuple[Weights, float]:
         """Train from ``weights`` on the examples at ``indices``.
@@ -70,11 +69,14 @@ class LocalTrainer:
         Returns:
             The new weights and the mean training loss.
         """
+        # Compressors may restructure the model between rounds (structured
+        # pruning, low-rank factorisation): read its parameter names every time.
+        trainable_names = {name for name, _ in self.model.named_parameters()}
         local = {
-            name: tensor.detach().clone().requires_grad_(name in self._trainable)
+            name: tensor.detach().clone().requires_grad_(name in trainable_names)
             for name, tensor in weights.items()
         }
-        trainable = [local[name] for name in local if name in self._trainable]
+        trainable = [local[name] for name in local if name in trainable_names]
         client_positions = torch.from_numpy(indices)
         self.model.train()
         losses = []
