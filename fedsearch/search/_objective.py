@@ -222,6 +222,11 @@ def trial_attributes(
         "one_time_bytes": simulation.one_time_bytes,
         "selection": slots,
         "plugins": plugins,
+        "partition": {
+            "name": runtime.study.partitioner.name,
+            "params": runtime.study.partitioner.params.model_dump(mode="json"),
+            **runtime.data.partition_summary(),
+        },
     }
     if runtime.teacher is not None:
         attributes["teacher_val_accuracy"] = runtime.teacher.val_accuracy
