@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from fedsearch import (
     ComponentParams,
@@ -166,6 +166,8 @@ class UniformParams(ComponentParams):
     mode: Literal["qat", "ptq"] = "qat"
     """``qat``: train with fake quantization (straight-through estimator);
     ``ptq``: train in float, then calibrate each tensor's clipping range."""
+    start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """QAT: share of the rounds trained in float before fake quantization starts."""
 
 
 class UniformQuantization(Compressor):
@@ -187,6 +189,12 @@ class UniformQuantization(Compressor):
     def setup(self, context: CompressionContext) -> None:
         """Keep the model to find its layer weights each round."""
         self.model = context.model
+        self.start_round = round(self.params.start_fraction * context.num_rounds)
+        self.training_quantized = self.start_round == 0
+
+    def on_round_start(self, weights: Weights, round_index: int) -> None:
+        """Switch fake quantization on at the start round."""
+        self.training_quantized = round_index >= self.start_round
 
     def bits_for(self, names: list[str]) -> dict[str, int]:
         """Bits of each layer weight (32: stays float)."""
@@ -207,7 +215,8 @@ class UniformQuantization(Compressor):
 
     def transform_parameters(self, params: Weights) -> Weights:
         """Fake-quantize the layer weights (QAT only)."""
-        specs = self._specs() if self.params.mode == "qat" else {}
+        qat = self.params.mode == "qat" and self.training_quantized
+        specs = self._specs() if qat else {}
         if not specs:
             return params
         return {
