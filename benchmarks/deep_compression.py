@@ -44,37 +44,43 @@ PAPER = {  # Han et al. 2016, Table 1
 
 @dataclass(frozen=True)
 class Recipe:
-    """Federated settings and compression knobs of one model."""
+    """Federated settings and compression knobs of one model.
 
-    dense_rounds: int
+    ``dense_phases`` are ``(rounds, learning_rate)`` steps of the dense training
+    (a step-decayed learning rate); compression continues at ``compress_lr``.
+    """
+
+    dense_phases: tuple[tuple[int, float], ...]
     compress_rounds: int
+    compress_lr: float
     local_epochs: int
     batch_size: int
-    learning_rate: float
     prune: dict = field(default_factory=dict)
     quantize: dict = field(default_factory=dict)
 
 
 RECIPES = {
     "lenet_300_100": Recipe(
-        dense_rounds=100, compress_rounds=100, local_epochs=5, batch_size=10, learning_rate=0.05,
+        dense_phases=((60, 0.2), (30, 0.05)), compress_rounds=60, compress_lr=0.05,
+        local_epochs=5, batch_size=50,
         prune={"sparsity": 0.92, "sparsity_first": 0.94, "sparsity_last": 0.75},
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
     "lenet5": Recipe(
-        dense_rounds=60, compress_rounds=60, local_epochs=2, batch_size=20, learning_rate=0.05,
+        dense_phases=((40, 0.1), (20, 0.03)), compress_rounds=40, compress_lr=0.03,
+        local_epochs=2, batch_size=50,
         prune={"sparsity": 0.93, "sparsity_first": 0.4, "sparsity_last": 0.85},
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
 }  # fmt: skip
 
 
-def federation(recipe: Recipe, rounds: int) -> FederationConfig:
+def federation(recipe: Recipe, rounds: int, learning_rate: float) -> FederationConfig:
     """100 clients, IID, C = 0.1."""
     return FederationConfig(
         num_clients=100, rounds=rounds, fraction=0.1, local_epochs=recipe.local_epochs,
-        batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
-        eval_every=max(1, rounds // 10),
+        batch_size=recipe.batch_size, learning_rate=learning_rate,
+        eval_every=max(1, rounds // 6),
     )  # fmt: skip
 
 
@@ -83,7 +89,7 @@ def run(name: str, quick: bool, seed: int) -> dict:
     registry = get_registry()
     recipe = RECIPES[name]
     if quick:
-        recipe = Recipe(3, 4, 1, 50, recipe.learning_rate, recipe.prune, recipe.quantize)
+        recipe = Recipe(((2, 0.1), (1, 0.05)), 4, 0.05, 1, 50, recipe.prune, recipe.quantize)
     splits = registry.create("dataset", "mnist", {}).load()
     data = prepare_federated_data(
         splits, val_fraction=0.05, partitioner=registry.create("partitioner", "iid", {}),
@@ -94,9 +100,9 @@ def run(name: str, quick: bool, seed: int) -> dict:
     model = architecture.build(data.input_shape, data.num_classes)
     spec = ModelSpec(name, {}, data.input_shape, data.num_classes)
 
-    def federated(rounds: int) -> FederatedRun:
+    def federated(rounds: int, learning_rate: float) -> FederatedRun:
         return FederatedRun(
-            data=data, federation=federation(recipe, rounds),
+            data=data, federation=federation(recipe, rounds, learning_rate),
             strategy=registry.create("strategy", "fedavg", {}),
             downlink_codec=registry.create("codec", "float32", {}),
             uplink_codec=registry.create("codec", "float32", {}), seed=seed,
@@ -107,14 +113,17 @@ def run(name: str, quick: bool, seed: int) -> dict:
             print(f"  round {record.round}: val accuracy {record.val_accuracy:.4f}", flush=True)
 
     started = time.perf_counter()
-    print(f"{name}: dense training, {recipe.dense_rounds} rounds", flush=True)
-    dense = run_federated(model, federated(recipe.dense_rounds), on_round=progress)
+    dense_comm = 0
+    for rounds, learning_rate in recipe.dense_phases:
+        print(f"{name}: dense training, {rounds} rounds at lr {learning_rate}", flush=True)
+        dense = run_federated(model, federated(rounds, learning_rate), on_round=progress)
+        model.load_state_dict(dense.weights)
+        dense_comm += dense.comm_bytes
     dense_artifact = build_artifact(spec, dense.weights)
     dense_model = load_model(dense_artifact, registry)
     dense_error = 1 - accuracy(dense_model, data.test_inputs, data.test_labels)
     print(f"  dense: {len(dense_artifact)} bytes, test error {100 * dense_error:.2f}%", flush=True)
 
-    model.load_state_dict(dense.weights)
     rounds = recipe.compress_rounds
     pruner = registry.create(
         "compressor", "magnitude",
@@ -128,7 +137,8 @@ def run(name: str, quick: bool, seed: int) -> dict:
         compressor.setup(CompressionContext(model=model, num_rounds=rounds, teacher=None))
     print(f"{name}: pruning + QAT, {rounds} rounds", flush=True)
     compressed = run_federated(
-        model, federated(rounds), compressors=[pruner, quantizer], on_round=progress
+        model, federated(rounds, recipe.compress_lr), compressors=[pruner, quantizer],
+        on_round=progress,
     )
     artifact = build_artifact(spec, compressed.weights, [pruner, quantizer])
     decoded = load_model(artifact, registry)
@@ -148,7 +158,11 @@ def run(name: str, quick: bool, seed: int) -> dict:
              "encoding": layer.encoding, "record_bytes": layer.num_bytes}
             for layer in layers
         ],  # fmt: skip
-        "comm_bytes": dense.comm_bytes + compressed.comm_bytes,
+        "comm_bytes": dense_comm + compressed.comm_bytes,
+        "recipe": {"dense_phases": recipe.dense_phases, "compress_rounds": rounds,
+                   "compress_lr": recipe.compress_lr, "local_epochs": recipe.local_epochs,
+                   "batch_size": recipe.batch_size, "prune": recipe.prune,
+                   "quantize": recipe.quantize},
         "wall_s": round(time.perf_counter() - started, 1),
         "paper": PAPER[name],
     }

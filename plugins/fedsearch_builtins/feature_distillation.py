@@ -9,6 +9,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
 from fedsearch import (
@@ -123,19 +124,22 @@ class FitNetsDistillation(_FeatureDistillation):
         assert student is not None and teacher is not None
         if self.regressor is None:
             self.regressor = self._build_regressor(student, teacher)
+        # The forward uses copies, so the regressor's own SGD step below does not
+        # disturb the student's backward pass through the same graph.
+        copies = {k: v.detach().clone().requires_grad_() for k, v in self.regressor.named_parameters()}
         if isinstance(self.regressor, nn.Conv2d):
-            regressed = self.regressor(student)
+            regressed = functional_call(self.regressor, copies, (student,))
             if regressed.shape[-2:] != teacher.shape[-2:]:
                 regressed = F.adaptive_avg_pool2d(regressed, teacher.shape[-2:])
         else:
-            regressed = self.regressor(student.flatten(1))
+            regressed = functional_call(self.regressor, copies, (student.flatten(1),))
             teacher = teacher.flatten(1)
         hint = F.mse_loss(regressed, teacher)
-        parameters = list(self.regressor.parameters())
-        gradients = torch.autograd.grad(hint, parameters, retain_graph=True)
-        with torch.no_grad():
-            for parameter, gradient in zip(parameters, gradients, strict=True):
-                parameter.sub_(self.params.regressor_lr * gradient)
+        if torch.is_grad_enabled():
+            gradients = torch.autograd.grad(hint, list(copies.values()), retain_graph=True)
+            with torch.no_grad():
+                for parameter, gradient in zip(self.regressor.parameters(), gradients, strict=True):
+                    parameter.sub_(self.params.regressor_lr * gradient)
         return hint
 
 

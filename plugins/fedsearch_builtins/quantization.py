@@ -214,9 +214,12 @@ class UniformQuantization(Compressor):
         }
 
     def transform_parameters(self, params: Weights) -> Weights:
-        """Fake-quantize the layer weights (QAT only)."""
-        qat = self.params.mode == "qat" and self.training_quantized
-        specs = self._specs() if qat else {}
+        """Fake-quantize the layer weights: in QAT always, in PTQ outside training."""
+        if self.params.mode == "qat":
+            active = self.training_quantized
+        else:  # PTQ: training sees floats, every evaluation the calibrated model
+            active = not torch.is_grad_enabled()
+        specs = self._specs() if active else {}
         if not specs:
             return params
         return {

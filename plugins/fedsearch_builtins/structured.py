@@ -104,6 +104,9 @@ class StructuredParams(ComponentParams):
     method: Literal["filter", "channel"] = "filter"
     """``filter``: rank a layer's outputs by the norm of their weights; ``channel``:
     by the norm of the next layer's weights that read them (He et al. 2017)."""
+    layers: Literal["all", "conv", "linear"] = "all"
+    """Which hidden layers lose outputs: every one, only convolutions (filter
+    pruning), or only linear layers (neuron pruning)."""
     start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Share of the rounds trained dense before the layers are cut (at the server)."""
 
@@ -137,8 +140,10 @@ class StructuredPruning(Compressor):
         """At the pruning round, cut every hidden layer of model and weights."""
         if round_index != self.prune_round or self.params.sparsity == 0:
             return
+        kinds = {"all": (nn.Linear, nn.Conv2d), "conv": (nn.Conv2d,), "linear": (nn.Linear,)}
         for link in layer_chain(self.model):
-            self._cut(link, weights)
+            if isinstance(link.module, kinds[self.params.layers]):
+                self._cut(link, weights)
 
     def _cut(self, link: _Link, weights: Weights) -> None:
         module = self.model.get_submodule(link.path)  # its inputs may be cut already
