@@ -16,10 +16,12 @@ from fedsearch.cli._progress import RichProgress
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import (
     artifact_dir,
+    export_model,
     load_existing_study,
     pareto_rows,
     resolve_study,
     run_study,
+    trial_artifact,
 )
 
 
@@ -76,4 +78,17 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(rows, indent=2))
     else:
         console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
+    return 0
+
+
+def export(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch export``: write a trial's model as its artifact, ONNX or TorchScript."""
+    data = trial_artifact(args.storage, args.study_name, args.trial)
+    model = export_model(data, get_registry(), args.format, args.output)
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    console.print(
+        f"trial {args.trial}: wrote {args.format} to {args.output} "
+        f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
+        f"{parameters} parameters)"
+    )
     return 0

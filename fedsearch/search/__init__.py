@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsearch.search._export import EXPORT_FORMATS, export_model, trial_artifact
 from fedsearch.search._model_io import build_artifact, load_model
 from fedsearch.search._objective import (
     StudyRuntime,
@@ -36,6 +37,7 @@ from fedsearch.search._study import artifact_dir, open_study, prepare_runtime, r
 from fedsearch.search._teacher import load_or_train_teacher, teacher_cache_path
 
 __all__ = [
+    "EXPORT_FORMATS",
     "NONE",
     "OBJECTIVE_DIRECTIONS",
     "OBJECTIVE_NAMES",
@@ -54,6 +56,7 @@ __all__ = [
     "default_storage_url",
     "describe_selection",
     "evaluate_selection",
+    "export_model",
     "load_existing_study",
     "load_model",
     "load_or_train_teacher",
@@ -65,4 +68,5 @@ __all__ = [
     "resolve_study",
     "run_study",
     "teacher_cache_path",
+    "trial_artifact",
 ]

@@ -17,7 +17,7 @@ from fedsearch import (
     hookimpl,
 )
 
-Fraction = Annotated[float, Field(ge=0.0, le=0.999)]
+Fraction = Annotated[float, Field(ge=0.0, le=0.99)]
 
 
 def prunable_names(model: torch.nn.Module) -> list[str]:
