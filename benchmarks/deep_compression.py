@@ -61,14 +61,14 @@ class Recipe:
 
 RECIPES = {
     "lenet_300_100": Recipe(
-        dense_phases=((60, 0.2), (30, 0.05)), compress_rounds=60, compress_lr=0.05,
-        local_epochs=5, batch_size=50,
+        dense_phases=((300, 0.1), (100, 0.03)), compress_rounds=200, compress_lr=0.03,
+        local_epochs=1, batch_size=10,
         prune={"sparsity": 0.92, "sparsity_first": 0.94, "sparsity_last": 0.75},
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
     "lenet5": Recipe(
-        dense_phases=((40, 0.1), (20, 0.03)), compress_rounds=40, compress_lr=0.03,
-        local_epochs=2, batch_size=50,
+        dense_phases=((100, 0.05), (40, 0.02)), compress_rounds=80, compress_lr=0.02,
+        local_epochs=1, batch_size=10,
         prune={"sparsity": 0.93, "sparsity_first": 0.4, "sparsity_last": 0.85},
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
@@ -137,7 +137,9 @@ def run(name: str, quick: bool, seed: int) -> dict:
         compressor.setup(CompressionContext(model=model, num_rounds=rounds, teacher=None))
     print(f"{name}: pruning + QAT, {rounds} rounds", flush=True)
     compressed = run_federated(
-        model, federated(rounds, recipe.compress_lr), compressors=[pruner, quantizer],
+        model,
+        federated(rounds, recipe.compress_lr),
+        compressors=[pruner, quantizer],
         on_round=progress,
     )
     artifact = build_artifact(spec, compressed.weights, [pruner, quantizer])
@@ -154,15 +156,25 @@ def run(name: str, quick: bool, seed: int) -> dict:
         "ratio_vs_dense_artifact": round(len(dense_artifact) / len(artifact), 1),
         "ratio_vs_1070KB_or_1720KB": round(PAPER[name]["kb_before"] * 1000 / len(artifact), 1),
         "layers": [
-            {"name": layer.name, "bits": layer.bits, "sparsity": round(layer.sparsity, 4),
-             "encoding": layer.encoding, "record_bytes": layer.num_bytes}
+            {
+                "name": layer.name,
+                "bits": layer.bits,
+                "sparsity": round(layer.sparsity, 4),
+                "encoding": layer.encoding,
+                "record_bytes": layer.num_bytes,
+            }
             for layer in layers
-        ],  # fmt: skip
+        ],
         "comm_bytes": dense_comm + compressed.comm_bytes,
-        "recipe": {"dense_phases": recipe.dense_phases, "compress_rounds": rounds,
-                   "compress_lr": recipe.compress_lr, "local_epochs": recipe.local_epochs,
-                   "batch_size": recipe.batch_size, "prune": recipe.prune,
-                   "quantize": recipe.quantize},
+        "recipe": {
+            "dense_phases": recipe.dense_phases,
+            "compress_rounds": rounds,
+            "compress_lr": recipe.compress_lr,
+            "local_epochs": recipe.local_epochs,
+            "batch_size": recipe.batch_size,
+            "prune": recipe.prune,
+            "quantize": recipe.quantize,
+        },
         "wall_s": round(time.perf_counter() - started, 1),
         "paper": PAPER[name],
     }

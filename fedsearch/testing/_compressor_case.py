@@ -133,7 +133,9 @@ class CompressorTestCase:
         names = {name for name, _ in model.named_parameters()}
         local = {k: v.detach().clone().requires_grad_(k in names) for k, v in weights.items()}
         model.train()
-        logits = torch.func.functional_call(model, compressor.transform_parameters(local), (inputs,))
+        logits = torch.func.functional_call(
+            model, compressor.transform_parameters(local), (inputs,)
+        )
         batch = Batch(inputs, labels, torch.arange(len(labels)))
         loss = compressor.training_loss(F.cross_entropy(logits, labels), logits, batch)
         assert loss.ndim == 0 and torch.isfinite(loss), f"training_loss gave {loss}"

@@ -31,7 +31,7 @@ class FeatureTap:
         for index, module in enumerate(modules):
             module.register_forward_hook(self._hook(index))
 
-    def _hook(self, index: int):  # noqa: ANN202
+    def _hook(self, index: int):
         def keep(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
             self.outputs[index] = output
 
@@ -99,8 +99,9 @@ class FitNetsDistillation(_FeatureDistillation):
     def setup(self, context: CompressionContext) -> None:
         """Tap the hint layers and build the regressor for their shapes."""
         super().setup(context)
-        student_layers, teacher_layers = hidden_layers(context.model), hidden_layers(
-            self.teacher_model
+        student_layers, teacher_layers = (
+            hidden_layers(context.model),
+            hidden_layers(self.teacher_model),
         )
         if not student_layers or not teacher_layers:
             raise ConfigError("fitnets needs a hidden layer in both student and teacher")
@@ -126,7 +127,9 @@ class FitNetsDistillation(_FeatureDistillation):
             self.regressor = self._build_regressor(student, teacher)
         # The forward uses copies, so the regressor's own SGD step below does not
         # disturb the student's backward pass through the same graph.
-        copies = {k: v.detach().clone().requires_grad_() for k, v in self.regressor.named_parameters()}
+        copies = {
+            k: v.detach().clone().requires_grad_() for k, v in self.regressor.named_parameters()
+        }
         if isinstance(self.regressor, nn.Conv2d):
             regressed = functional_call(self.regressor, copies, (student,))
             if regressed.shape[-2:] != teacher.shape[-2:]:
@@ -189,10 +192,16 @@ class AttentionTransfer(_FeatureDistillation):
     def feature_loss(self) -> torch.Tensor:
         """Sum over layer pairs of the mean squared attention-map difference."""
         total = torch.zeros(())
-        for student, teacher in zip(self.student_tap.outputs, self.teacher_tap.outputs, strict=True):
+        for student, teacher in zip(
+            self.student_tap.outputs, self.teacher_tap.outputs, strict=True
+        ):
             assert student is not None and teacher is not None
-            size = tuple(min(a, b) for a, b in zip(student.shape[-2:], teacher.shape[-2:], strict=True))
-            total = total + (attention_map(student, size) - attention_map(teacher, size)).pow(2).mean()
+            size = tuple(
+                min(a, b) for a, b in zip(student.shape[-2:], teacher.shape[-2:], strict=True)
+            )
+            total = (
+                total + (attention_map(student, size) - attention_map(teacher, size)).pow(2).mean()
+            )
         return total
 
 

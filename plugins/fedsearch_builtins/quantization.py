@@ -69,9 +69,9 @@ def affine_params(
         scale = (top - bottom) / (high - low)
         zero_point = torch.zeros_like(scale, dtype=torch.int32)
         valid = scale > 0
-        zero_point[valid] = torch.clamp(
-            torch.round(-bottom[valid] / scale[valid]), low, high
-        ).to(torch.int32)
+        zero_point[valid] = torch.clamp(torch.round(-bottom[valid] / scale[valid]), low, high).to(
+            torch.int32
+        )
     scale = torch.where(scale > 0, scale, torch.ones_like(scale)).to(torch.float32)
     return scale.reshape(-1), zero_point.reshape(-1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Literal
 
 import torch
@@ -46,9 +47,7 @@ def layer_chain(model: nn.Module) -> list[_Link]:
         elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and layers:
             norms.setdefault(len(layers) - 1, []).append(path)
     links = []
-    for index, ((path, module), (next_path, consumer)) in enumerate(
-        zip(layers, layers[1:], strict=False)
-    ):
+    for index, ((path, module), (next_path, consumer)) in enumerate(pairwise(layers)):
         _check_link(path, module, next_path, consumer)
         links.append(_Link(path, module, norms.get(index, []), next_path, consumer))
     return links
@@ -165,7 +164,9 @@ class StructuredPruning(Compressor):
             for name in [key for key in weights if key.startswith(f"{norm}.")]:
                 if weights[name].ndim == 1:
                     weights[name] = weights[name][keep].clone()
-            self.model.set_submodule(norm, _resized(self.model.get_submodule(norm), None, keep_count))
+            self.model.set_submodule(
+                norm, _resized(self.model.get_submodule(norm), None, keep_count)
+            )
         columns = (keep[:, None] * spatial + torch.arange(spatial)).reshape(-1)
         if isinstance(link.consumer_module, nn.Conv2d):
             columns = keep

@@ -148,7 +148,9 @@ def test_structured_pruning_of_half_the_filters_halves_params_and_artifact(regis
     assert sum(p.numel() for p in decoded.parameters()) == pruned_params
     inputs = torch.rand(5, 1, 28, 28)
     with torch.no_grad():
-        assert torch.allclose(decoded(inputs), torch.func.functional_call(model, weights, (inputs,)))
+        assert torch.allclose(
+            decoded(inputs), torch.func.functional_call(model, weights, (inputs,))
+        )
 
 
 def test_structured_pruning_keeps_the_largest_norm_filters(registry):

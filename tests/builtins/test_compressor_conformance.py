@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsearch_builtins.distillation import SoftTargetDistillation
 from fedsearch_builtins.feature_distillation import AttentionTransfer, FitNetsDistillation
 from fedsearch_builtins.lowrank import LowRankFactorization
 from fedsearch_builtins.pruning import MagnitudePruning
@@ -13,8 +14,6 @@ from fedsearch_builtins.quantization import (
 from fedsearch_builtins.structured import StructuredPruning
 
 from fedsearch.testing import CompressorTestCase
-
-from fedsearch_builtins.distillation import SoftTargetDistillation
 
 MLP = {"architecture": "mlp", "architecture_params": {"widths": [12, 8]}, "input_shape": (16,)}
 
