@@ -112,16 +112,19 @@ class LowRankParams(ComponentParams):
     conv_mode: Literal["flattened", "tucker"] = "flattened"
     start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     """Share of the rounds trained dense before the layers are factorised (at the server)."""
+    include_last: bool = False
+    """Factorise the classifier (the last layer) too."""
 
 
 class LowRankFactorization(Compressor):
     """Replace layers by products of thin layers, then train those federatedly.
 
-    At round ``start_fraction * R`` the server factorises every Linear layer by
-    truncated SVD and every Conv2d by a flattened SVD or a Tucker-2
-    decomposition, keeping ``rank_ratio`` of the rank, wherever that makes the
-    layer smaller. The following rounds train and transmit the factors, and the
-    artifact stores them with the new layer shapes.
+    At round ``start_fraction * R`` the server factorises every Linear layer
+    (but the classifier, unless ``include_last``) by truncated SVD and every
+    Conv2d by a flattened SVD or a Tucker-2 decomposition, keeping
+    ``rank_ratio`` of the rank, wherever that makes the layer smaller. The
+    following rounds train and transmit the factors, and the artifact stores
+    them with the new layer shapes.
     """
 
     name = "svd"
@@ -142,7 +145,14 @@ class LowRankFactorization(Compressor):
         if round_index != self.factor_round:
             return
         replacements = {}
-        for path, module in list(self.model.named_modules()):
+        layers = [
+            (path, module)
+            for path, module in self.model.named_modules()
+            if isinstance(module, nn.Linear | nn.Conv2d)
+        ]
+        if not self.params.include_last:
+            layers = layers[:-1]
+        for path, module in layers:
             factors = self._factorize(module, weights, path)
             if factors is not None:
                 replacements[path] = factors
