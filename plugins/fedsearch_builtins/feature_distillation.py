@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -24,25 +25,49 @@ from fedsearch_builtins.distillation import SoftTargetDistillation, SoftTargetPa
 
 
 class FeatureTap:
-    """Keeps the output of chosen submodules from the latest forward pass."""
+    """Keeps the output of chosen submodules (by path) from the latest forward pass.
 
-    def __init__(self, modules: list[nn.Module]) -> None:
-        self.outputs: list[torch.Tensor | None] = [None] * len(modules)
-        for index, module in enumerate(modules):
-            module.register_forward_hook(self._hook(index))
+    Call :meth:`refresh` after the model may have been restructured (structured
+    pruning and low-rank factorisation replace submodules): it moves the hooks
+    to the modules now at those paths.
+    """
 
-    def _hook(self, index: int):
+    def __init__(self, model: nn.Module, paths: list[str]) -> None:
+        self.model = model
+        self.paths = paths
+        self.outputs: list[torch.Tensor | None] = [None] * len(paths)
+        self._hooked: list[nn.Module | None] = [None] * len(paths)
+        self._handles: list[torch.utils.hooks.RemovableHandle | None] = [None] * len(paths)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Hook the modules currently at the tapped paths."""
+        for index, path in enumerate(self.paths):
+            module = self.model.get_submodule(path)
+            if module is self._hooked[index]:
+                continue
+            handle = self._handles[index]
+            if handle is not None:
+                handle.remove()
+            self._handles[index] = module.register_forward_hook(self._hook(index))
+            self._hooked[index] = module
+
+    def _hook(self, index: int) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def keep(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
             self.outputs[index] = output
 
         return keep
 
 
-def hidden_layers(model: nn.Module, conv_only: bool = False) -> list[nn.Module]:
-    """The Linear/Conv2d layers of ``model`` except the last (the classifier)."""
+def hidden_layers(model: nn.Module, conv_only: bool = False) -> list[str]:
+    """Paths of the Linear/Conv2d layers of ``model`` except the last (the classifier)."""
     kinds = (nn.Conv2d,) if conv_only else (nn.Linear, nn.Conv2d)
-    layers = [module for module in model.modules() if isinstance(module, nn.Linear | nn.Conv2d)]
-    return [module for module in layers[:-1] if isinstance(module, kinds)]
+    layers = [
+        (path, module)
+        for path, module in model.named_modules()
+        if isinstance(module, nn.Linear | nn.Conv2d)
+    ]
+    return [path for path, module in layers[:-1] if isinstance(module, kinds)]
 
 
 class _FeatureDistillation(SoftTargetDistillation):
@@ -55,6 +80,10 @@ class _FeatureDistillation(SoftTargetDistillation):
             raise ConfigError(f"{self.name} distillation needs the teacher model")
         # A private copy: the study's teacher is shared by trials, the taps are not.
         self.teacher_model = copy.deepcopy(self.teacher.model).eval()
+
+    def on_round_start(self, weights: dict[str, torch.Tensor], round_index: int) -> None:
+        """Follow the student's layers if an earlier stage restructured the model."""
+        self.student_tap.refresh()
 
     def teacher_features(self, batch: Batch) -> None:
         """Run the teacher on the client's batch (its taps keep the features)."""
@@ -107,11 +136,12 @@ class FitNetsDistillation(_FeatureDistillation):
             raise ConfigError("fitnets needs a hidden layer in both student and teacher")
         index = self.params.hint_layer
         try:
-            self.student_tap = FeatureTap([student_layers[index]])
-            self.teacher_tap = FeatureTap([teacher_layers[index]])
+            self.student_tap = FeatureTap(context.model, [student_layers[index]])
+            self.teacher_tap = FeatureTap(self.teacher_model, [teacher_layers[index]])
         except IndexError as exc:
             raise ConfigError(f"fitnets hint_layer {index} is out of range") from exc
         self.regressor: nn.Module | None = None
+        self._regressor_input: torch.Size | None = None
 
     def _build_regressor(self, student: torch.Tensor, teacher: torch.Tensor) -> nn.Module:
         torch.manual_seed(0)
@@ -123,8 +153,10 @@ class FitNetsDistillation(_FeatureDistillation):
         """Mean squared error between the regressed student hint and the teacher's."""
         student, teacher = self.student_tap.outputs[0], self.teacher_tap.outputs[0]
         assert student is not None and teacher is not None
-        if self.regressor is None:
+        if self.regressor is None or self._regressor_input != student.shape[1:]:
+            # first use, or the student's hint layer was resized by structured pruning
             self.regressor = self._build_regressor(student, teacher)
+            self._regressor_input = student.shape[1:]
         # The forward uses copies, so the regressor's own SGD step below does not
         # disturb the student's backward pass through the same graph.
         copies = {
@@ -176,8 +208,8 @@ class AttentionTransfer(_FeatureDistillation):
     def setup(self, context: CompressionContext) -> None:
         """Pair and tap the conv layers of student and teacher."""
         super().setup(context)
-        student = [m for m in context.model.modules() if isinstance(m, nn.Conv2d)]
-        teacher = [m for m in self.teacher_model.modules() if isinstance(m, nn.Conv2d)]
+        student = [p for p, m in context.model.named_modules() if isinstance(m, nn.Conv2d)]
+        teacher = [p for p, m in self.teacher_model.named_modules() if isinstance(m, nn.Conv2d)]
         if not student or not teacher:
             raise ConfigError(
                 "attention transfer needs convolutions in both student and teacher; "
@@ -186,8 +218,8 @@ class AttentionTransfer(_FeatureDistillation):
         last = len(student) - 1
         pairs = [round(i * (len(teacher) - 1) / last) if last else len(teacher) - 1
                  for i in range(len(student))]  # fmt: skip
-        self.student_tap = FeatureTap(student)
-        self.teacher_tap = FeatureTap([teacher[j] for j in pairs])
+        self.student_tap = FeatureTap(context.model, student)
+        self.teacher_tap = FeatureTap(self.teacher_model, [teacher[j] for j in pairs])
 
     def feature_loss(self) -> torch.Tensor:
         """Sum over layer pairs of the mean squared attention-map difference."""
