@@ -71,7 +71,7 @@ READABLE_VERSIONS = (1, 2)
 _CRC = struct.Struct("<I")
 _PREAMBLE_LENGTH = len(MAGIC) + 1
 _MIN_LENGTH = _PREAMBLE_LENGTH + 1 + _CRC.size
-_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 22}]
 EntropyMode = Literal["auto", "lzma", "none"]
 
 

@@ -82,6 +82,7 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(stored_study, tmp_path):
     assert onnx_accuracy == torch_accuracy
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_torchscript_export_matches_pytorch(stored_study, tmp_path):
     storage, _ = stored_study
     assert export(storage, "artifact", tmp_path / "model.fsz") == 0
