@@ -22,14 +22,23 @@ test images, which training never sees.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from fedsearch import build_artifact, describe_artifact, get_registry, load_model
+from fedsearch import (
+    CompressionContext,
+    build_artifact,
+    describe_artifact,
+    get_registry,
+    load_model,
+)
 from fedsearch.artifact import ModelSpec
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedRun, accuracy, prepare_federated_data, run_federated
@@ -61,10 +70,10 @@ class Recipe:
 
 RECIPES = {
     "lenet_300_100": Recipe(
-        dense_phases=((300, 0.1), (100, 0.03)), compress_rounds=200, compress_lr=0.03,
+        dense_phases=((300, 0.1), (100, 0.03)), compress_rounds=200, compress_lr=0.02,
         local_epochs=1, batch_size=10,
-        prune={"sparsity": 0.92, "sparsity_first": 0.94, "sparsity_last": 0.75},
-        quantize={"bits": 5, "start_fraction": 0.5},
+        prune={"sparsity": 0.91, "sparsity_first": 0.93, "sparsity_last": 0.74},
+        quantize={"bits": 5, "start_fraction": 0.4},
     ),
     "lenet5": Recipe(
         dense_phases=((100, 0.05), (40, 0.02)), compress_rounds=80, compress_lr=0.02,
@@ -73,6 +82,11 @@ RECIPES = {
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
 }  # fmt: skip
+
+
+def hash_of(*parts: object) -> str:
+    """Short hash of the dense-training settings (the cache key)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:10]
 
 
 def federation(recipe: Recipe, rounds: int, learning_rate: float) -> FederationConfig:
@@ -114,24 +128,33 @@ def run(name: str, quick: bool, seed: int) -> dict:
 
     started = time.perf_counter()
     dense_comm = 0
-    for rounds, learning_rate in recipe.dense_phases:
-        print(f"{name}: dense training, {rounds} rounds at lr {learning_rate}", flush=True)
-        dense = run_federated(model, federated(rounds, learning_rate), on_round=progress)
-        model.load_state_dict(dense.weights)
-        dense_comm += dense.comm_bytes
+    key = hash_of(recipe.dense_phases, recipe.local_epochs, recipe.batch_size)
+    cache = Path("runs") / f"dense-{name}-{seed}-{key}.pt"
+    if cache.exists() and not quick:  # the dense model of an earlier run with this recipe
+        saved = torch.load(cache)
+        model.load_state_dict(saved["weights"])
+        dense_comm = saved["comm_bytes"]
+        print(f"{name}: dense model from {cache}", flush=True)
+    else:
+        for rounds, learning_rate in recipe.dense_phases:
+            print(f"{name}: dense training, {rounds} rounds at lr {learning_rate}", flush=True)
+            phase = run_federated(model, federated(rounds, learning_rate), on_round=progress)
+            model.load_state_dict(phase.weights)
+            dense_comm += phase.comm_bytes
+        if not quick:
+            cache.parent.mkdir(exist_ok=True)
+            torch.save({"weights": model.state_dict(), "comm_bytes": dense_comm}, cache)
+    dense = SimpleNamespace(weights={k: v.clone() for k, v in model.state_dict().items()})
     dense_artifact = build_artifact(spec, dense.weights)
     dense_model = load_model(dense_artifact, registry)
     dense_error = 1 - accuracy(dense_model, data.test_inputs, data.test_labels)
     print(f"  dense: {len(dense_artifact)} bytes, test error {100 * dense_error:.2f}%", flush=True)
 
     rounds = recipe.compress_rounds
-    pruner = registry.create(
-        "compressor", "magnitude",
-        {"scope": "layer", "schedule": "gradual", "start_fraction": 0.0, "end_fraction": 0.5,
-         **recipe.prune},
-    )  # fmt: skip
+    schedule = {"scope": "layer", "schedule": "gradual", "start_fraction": 0.0}
+    schedule["end_fraction"] = recipe.quantize["start_fraction"]  # prune, then QAT
+    pruner = registry.create("compressor", "magnitude", schedule | recipe.prune)
     quantizer = registry.create("compressor", "uniform", recipe.quantize)
-    from fedsearch import CompressionContext
 
     for compressor in (pruner, quantizer):
         compressor.setup(CompressionContext(model=model, num_rounds=rounds, teacher=None))
