@@ -43,6 +43,11 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--teacher-state",
+        help="use this federatedly trained teacher (the dense LeNet-300-100 that "
+        "benchmarks/deep_compression.py caches in runs/) instead of training one",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     os.environ.setdefault("FEDSEARCH_DATA_DIR", "/work/shared/data")
@@ -77,17 +82,21 @@ def main() -> None:
 
     started = time.perf_counter()
     teacher_model = build("lenet_300_100", {})
-    result = run_federated(teacher_model, federated(teacher_rounds))
-    teacher_model.load_state_dict(result.weights)
+    if args.teacher_state:
+        teacher_model.load_state_dict(torch.load(args.teacher_state)["weights"])
+        teacher_rounds = f"from {args.teacher_state}"
+    else:
+        result = run_federated(teacher_model, federated(teacher_rounds))
+        teacher_model.load_state_dict(result.weights)
     teacher_model.eval()
-    teacher_bytes = len(build_artifact(ModelSpec("lenet_300_100", {}, data.input_shape, 10),
-                                       result.weights))  # fmt: skip
+    teacher_weights = {k: v.detach().clone() for k, v in teacher_model.state_dict().items()}
+    spec = ModelSpec("lenet_300_100", {}, data.input_shape, 10)
     teacher = Teacher(
-        weights=result.weights,
+        weights=teacher_weights,
         train_logits=predict_logits(teacher_model, data.train_inputs),
         val_accuracy=accuracy(teacher_model, data.val_inputs, data.val_labels),
         test_accuracy=accuracy(teacher_model, data.test_inputs, data.test_labels),
-        artifact_bytes=teacher_bytes,
+        artifact_bytes=len(build_artifact(spec, teacher_weights)),
         model=teacher_model,
     )
     print(f"teacher test accuracy {teacher.test_accuracy:.4f}", flush=True)
