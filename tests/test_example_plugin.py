@@ -52,3 +52,14 @@ def test_without_the_plugin_the_same_study_is_refused(tmp_path):
     result = fedsearch("validate", str(write_tiny_study(tmp_path, TINY_STUDY, space)))
     assert result.returncode == 2
     assert "unknown compressor 'random'" in result.stderr
+
+
+def test_the_plugins_own_tests_pass_fedsearchs_conformance_suite(example_plugin_site):
+    tests = Path(__file__).resolve().parents[1] / "plugins/fedsearch-example-plugin/tests"
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        capture_output=True, text=True, env=env, cwd=tests,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "10 passed" in result.stdout  # five contract tests, two configurations

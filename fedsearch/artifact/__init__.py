@@ -13,6 +13,12 @@ from fedsearch.artifact._format import (
     describe_artifact,
     encode_artifact,
 )
+from fedsearch.artifact._modules import (
+    apply_overrides,
+    build_module,
+    describe_module,
+    module_overrides,
+)
 from fedsearch.artifact._tensors import (
     Artifact,
     FloatTensor,
@@ -30,7 +36,11 @@ __all__ = [
     "QuantizedTensor",
     "StoredTensor",
     "TensorReport",
+    "apply_overrides",
+    "build_module",
     "decode_artifact",
     "describe_artifact",
+    "describe_module",
     "encode_artifact",
+    "module_overrides",
 ]

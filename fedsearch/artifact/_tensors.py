@@ -172,12 +172,16 @@ class FloatTensor:
 
     Attributes:
         values: Float32 or float16 array (non-native byte order is converted).
+        bfloat16: Store 16 bits per value as bfloat16: float32 ``values`` are
+            rounded to the nearest bfloat16 (ties to even) on construction.
 
     Raises:
-        ValueError: If ``values`` is neither float32 nor float16.
+        ValueError: If ``values`` is neither float32 nor float16, or float16
+            with ``bfloat16``.
     """
 
     values: np.ndarray
+    bfloat16: bool = False
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values)
@@ -188,6 +192,11 @@ class FloatTensor:
                 f"FloatTensor values must be float32 or float16, got {values.dtype}; "
                 "cast them first"
             )
+        if self.bfloat16:
+            if values.dtype != np.float32:
+                raise ValueError("bfloat16 FloatTensor values must be float32")
+            rounded = torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16)
+            values = rounded.to(torch.float32).numpy()
         object.__setattr__(self, "values", values)
 
     def dequantize(self) -> np.ndarray:
@@ -203,6 +212,8 @@ def stored_bits(tensor: StoredTensor) -> int:
     """Bits one stored value of ``tensor`` takes: ``bits``, or 32/16 for floats."""
     if isinstance(tensor, QuantizedTensor):
         return tensor.bits
+    if tensor.bfloat16:
+        return 16
     return tensor.values.dtype.itemsize * 8
 
 
@@ -229,6 +240,10 @@ class ModelSpec:
         input_shape: Shape of one input example.
         num_classes: Number of output classes.
         metadata: Small JSON-serialisable extras, e.g. the trial number.
+        modules: Module overrides: submodules that compression replaced
+            (resized by structured pruning, factorised by low-rank), by their
+            path in the module tree, as ``fedsearch.artifact.describe_module``
+            writes them. The loader builds the architecture, then swaps these in.
     """
 
     architecture: str
@@ -236,6 +251,7 @@ class ModelSpec:
     input_shape: tuple[int, ...]
     num_classes: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(size) for size in self.input_shape))
@@ -269,7 +285,7 @@ class TensorReport:
     Attributes:
         name: Tensor name.
         shape: Tensor shape.
-        kind: ``"float32"``, ``"float16"`` or ``"quantized"``.
+        kind: ``"float32"``, ``"float16"``, ``"bfloat16"`` or ``"quantized"``.
         bits: Bits per stored value.
         sparsity: Fraction of zeros (codes equal to the zero point when quantized).
         encoding: ``"dense"``, ``"bitmap"`` or ``"index"``.

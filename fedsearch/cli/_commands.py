@@ -22,12 +22,14 @@ from fedsearch.cli._progress import RichProgress
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import (
     artifact_dir,
+    export_model,
     infeasible_trials,
     load_existing_study,
     pareto_rows,
     resolve_study,
     run_study,
     study_status,
+    trial_artifact,
     worker_id,
 )
 
@@ -124,3 +126,16 @@ def _note_infeasible(study: optuna.Study, console: Console) -> None:
             f"{len(excluded)} trial(s) broke a constraint and are not on the front "
             "(user attribute feasible = false)"
         )
+
+
+def export(args: argparse.Namespace, console: Console) -> int:
+    """``fedsearch export``: write a trial's model as its artifact, ONNX or TorchScript."""
+    data = trial_artifact(args.storage, args.study_name, args.trial)
+    model = export_model(data, get_registry(), args.format, args.output)
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    console.print(
+        f"trial {args.trial}: wrote {args.format} to {args.output} "
+        f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
+        f"{parameters} parameters)"
+    )
+    return 0

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from fedsearch._errors import FedsearchError
 from fedsearch.cli import _commands
+from fedsearch.search import EXPORT_FORMATS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -107,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the study's artifact folder (default: the one recorded in the study)",
     )
     report.set_defaults(handler=_commands.report)
+
+    export = commands.add_parser(
+        "export", help="write a trial's model as its artifact, ONNX or TorchScript"
+    )
+    export.add_argument("--storage", required=True, metavar="URL")
+    export.add_argument("--study-name", required=True, metavar="NAME")
+    export.add_argument("--trial", required=True, type=int, metavar="N", help="trial number")
+    export.add_argument(
+        "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
+    )
+    export.add_argument("-o", "--output", required=True, metavar="PATH")
+    export.set_defaults(handler=_commands.export)
     return parser
 
 

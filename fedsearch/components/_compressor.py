@@ -43,6 +43,8 @@ class Teacher:
         weights: Its weights; what a client downloads to distil from it.
         train_logits: Its logits on every training example, computed once:
             each client would compute the same values for its own examples.
+        model: The teacher as a module (evaluation mode), for compressors that
+            run it on client batches (feature hints, attention transfer).
         val_accuracy: Accuracy on the validation split.
         test_accuracy: Accuracy on the test split.
         artifact_bytes: Length of its float32 artifact.
@@ -53,6 +55,7 @@ class Teacher:
     val_accuracy: float
     test_accuracy: float
     artifact_bytes: int
+    model: nn.Module | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,12 @@ class Compressor(Component):
     1. ``setup(context)``: once, after the student is built.
     2. Every round, on the server: ``on_round_start(weights, round_index)``,
        which may edit the global weights in place (e.g. zero pruned weights).
+       It may also change the model's structure: replace submodules of
+       ``context.model`` (``model.set_submodule``) and the matching entries of
+       ``weights`` (add, remove or resize them), as structured pruning and
+       low-rank factorisation do. Clients then train the smaller model, the
+       channel carries (and counts) the smaller payloads, and the artifact
+       records the new module shapes so the loader rebuilds that model.
     3. Every local step, on each client: the forward pass uses
        ``transform_parameters`` of every compressor in stage order (masks,
        fake quantization with a straight-through estimator), and the loss goes

@@ -133,9 +133,14 @@ class LocalTrainer:
         self.learning_rate = learning_rate
         self.generator = generator
         self.execution = execution
-        self.trainable = [name for name, _ in model.named_parameters()]
         self._work_model: nn.Module | None = None
         self.last_execution = ""
+
+    @property
+    def trainable(self) -> list[str]:
+        """Names of the model's parameters, read every time: compressors may restructure
+        the model between rounds (structured pruning, low-rank factorisation)."""
+        return [name for name, _ in self.model.named_parameters()]
 
     def train(self, weights: Weights, indices: np.ndarray) -> tuple[Weights, float]:
         """Train one client from ``weights`` on the examples at ``indices``.
@@ -184,12 +189,13 @@ class LocalTrainer:
     def _train_one(
         self, weights: Weights, batches: list[torch.Tensor], proximal_mu: float
     ) -> tuple[Weights, float]:
+        names = self.trainable
         if self.compressors:
             local = {
-                name: tensor.detach().clone().requires_grad_(name in self.trainable)
+                name: tensor.detach().clone().requires_grad_(name in names)
                 for name, tensor in weights.items()
             }
-            trainable = [local[name] for name in self.trainable]
+            trainable = [local[name] for name in names]
             forward = lambda x: functional_call(  # noqa: E731
                 self.model, transformed(local, self.compressors), (x,)
             )
@@ -197,7 +203,7 @@ class LocalTrainer:
             model = self._loaded_work_model(weights)
             trainable = list(model.parameters())
             forward = model
-        anchors = [weights[name] for name in self.trainable]
+        anchors = [weights[name] for name in names]
         loss_sum = torch.zeros(())
         for positions in batches:
             batch = Batch(self.inputs[positions], self.labels[positions], positions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsearch.search._export import EXPORT_FORMATS, export_model, trial_artifact
 from fedsearch.search._model_io import build_artifact, load_model
 from fedsearch.search._note import study_note
 from fedsearch.search._objective import (
@@ -49,6 +50,7 @@ from fedsearch.search._workers import (
 )
 
 __all__ = [
+    "EXPORT_FORMATS",
     "FINISHED_STATES",
     "NONE",
     "OBJECTIVE_DIRECTIONS",
@@ -73,6 +75,7 @@ __all__ = [
     "describe_selection",
     "error_attributes",
     "evaluate_selection",
+    "export_model",
     "infeasible_trials",
     "is_feasible",
     "load_existing_study",
@@ -89,5 +92,6 @@ __all__ = [
     "study_note",
     "study_status",
     "teacher_key",
+    "trial_artifact",
     "worker_id",
 ]

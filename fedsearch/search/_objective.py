@@ -129,14 +129,17 @@ def evaluate_selection(
         input_shape=data.input_shape,
         num_classes=data.num_classes,
     )
-    artifact = build_artifact(spec, simulation.weights, compressors)
+    reference = architecture.build(data.input_shape, data.num_classes)
+    artifact = build_artifact(
+        spec, simulation.weights, compressors, model=model, reference=reference
+    )
     decoded = load_model(artifact, registry)
     return TrialOutcome(
         val_accuracy=accuracy(decoded, data.val_inputs, data.val_labels),
         test_accuracy=accuracy(decoded, data.test_inputs, data.test_labels),
         artifact=artifact,
         simulation=simulation,
-        parameters=sum(parameter.numel() for parameter in model.parameters()),
+        parameters=sum(parameter.numel() for parameter in decoded.parameters()),
         model=decoded.eval(),
     )
 

