@@ -16,12 +16,21 @@ from optuna.distributions import (
 )
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import STAGES, Component, SearchChoices, SearchRange, search_hint
+from fedsearch.components import (
+    PIPELINE_SEPARATOR,
+    STAGES,
+    Component,
+    SearchChoices,
+    SearchRange,
+    search_hint,
+)
 from fedsearch.config import DimensionConfig
-from fedsearch.host import ComponentRegistry, validate_params
+from fedsearch.host import DOWNLINK, UPLINK, ComponentRegistry, codec_pipeline_spec, validate_params
 
 ARCHITECTURE_SLOT = "architecture"
-SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES)
+CODEC_SLOTS: dict[str, str] = {"uplink_codec": UPLINK, "downlink_codec": DOWNLINK}
+"""Slots whose candidates are codec pipelines (``"topk+qsgd"``), by channel direction."""
+SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES, *CODEC_SLOTS)
 NONE = "none"
 """Slot candidate that switches a compressor stage off."""
 
@@ -62,15 +71,23 @@ class ComponentChoice:
 
 @dataclass(frozen=True)
 class Selection:
-    """What one trial runs: a student family and at most one compressor per stage."""
+    """What one trial runs: a student family, at most one compressor per stage, and
+    the codec pipelines of the codec slots the space searches (others follow the study).
+    """
 
     architecture: ComponentChoice
     compressors: dict[str, ComponentChoice]
+    codecs: dict[str, tuple[ComponentChoice, ...]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored as a trial user attribute."""
         slots = {ARCHITECTURE_SLOT: self.architecture, **self.compressors}
-        return {slot: {"name": c.name, "params": c.params} for slot, c in slots.items()}
+        chosen: dict[str, Any] = {
+            slot: {"name": c.name, "params": c.params} for slot, c in slots.items()
+        }
+        for slot, stages in self.codecs.items():
+            chosen[slot] = [{"name": c.name, "params": c.params} for c in stages]
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -109,14 +126,14 @@ class SearchSpace:
             resolved_slots[slot] = _check_slot(slot, entry, registry)
             for name in resolved_slots[slot]:
                 if name != NONE:
-                    component = registry.get(_kind(slot), name).cls
                     dimensions[slot, name] = [
                         _dimension(
                             slot,
                             component,
                             field_name,
-                            overrides.get(f"{slot}.{name}.{field_name}"),
+                            overrides.get(f"{slot}.{component.name}.{field_name}"),
                         )
+                        for component in _components(registry, slot, name)
                         for field_name in component.Params.model_fields
                     ]
         if ARCHITECTURE_SLOT not in resolved_slots:
@@ -132,6 +149,7 @@ class SearchSpace:
     def suggest(self, trial: optuna.Trial) -> Selection:
         """Ask ``trial`` for a selection; only the chosen components' params are sampled."""
         chosen: dict[str, ComponentChoice] = {}
+        codecs: dict[str, tuple[ComponentChoice, ...]] = {}
         for slot, candidates in self.slots.items():
             name = (
                 candidates[0]
@@ -140,10 +158,23 @@ class SearchSpace:
             )
             if name == NONE:
                 continue
+            if slot in CODEC_SLOTS:
+                codecs[slot] = tuple(
+                    ComponentChoice(
+                        stage,
+                        {
+                            dim.field: _suggest(trial, dim)
+                            for dim in self.dimensions[slot, name]
+                            if dim.component == stage
+                        },
+                    )
+                    for stage in name.split(PIPELINE_SEPARATOR)
+                )
+                continue
             params = {dim.field: _suggest(trial, dim) for dim in self.dimensions[slot, name]}
             chosen[slot] = ComponentChoice(name, params)
         architecture = chosen.pop(ARCHITECTURE_SLOT)
-        return Selection(architecture, chosen)
+        return Selection(architecture, chosen, codecs)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """``(name, condition, range)`` for display by ``fedsearch validate``."""
@@ -160,7 +191,15 @@ class SearchSpace:
 
 
 def _kind(slot: str) -> str:
+    if slot in CODEC_SLOTS:
+        return "codec"
     return "architecture" if slot == ARCHITECTURE_SLOT else "compressor"
+
+
+def _components(registry: ComponentRegistry, slot: str, name: str) -> list[type[Component]]:
+    """The component classes of a candidate (the stages of a codec pipeline)."""
+    names = name.split(PIPELINE_SEPARATOR) if slot in CODEC_SLOTS else [name]
+    return [registry.get(_kind(slot), part).cls for part in names]
 
 
 def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[str]:
@@ -178,10 +217,14 @@ def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[
         )
     for name in names:
         if name == NONE:
-            if slot == ARCHITECTURE_SLOT:
-                raise ConfigError(
-                    "the architecture cannot be 'none'", source=entry.source, field=where
-                )
+            if slot == ARCHITECTURE_SLOT or slot in CODEC_SLOTS:
+                raise ConfigError(f"the {slot} cannot be 'none'", source=entry.source, field=where)
+            continue
+        if slot in CODEC_SLOTS:
+            stages = [(stage, {}) for stage in name.split(PIPELINE_SEPARATOR)]
+            codec_pipeline_spec(
+                registry, stages, direction=CODEC_SLOTS[slot], source=entry.source, field=where
+            )
             continue
         component = registry.get(_kind(slot), name, source=entry.source, field=where).cls
         stage = getattr(component, "stage", slot)

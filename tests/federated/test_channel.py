@@ -16,13 +16,13 @@ class RecordingCodec:
         self.codec = codec
         self.payloads: list[bytes] = []
 
-    def encode(self, tensors):
-        payload = self.codec.encode(tensors)
+    def encode(self, tensors, *, client=None):
+        payload = self.codec.encode(tensors, client=client)
         self.payloads.append(payload)
         return payload
 
-    def decode(self, payload, like):
-        return self.codec.decode(payload, like)
+    def decode(self, payload, like, *, client=None):
+        return self.codec.decode(payload, like, client=client)
 
 
 def make_channel(registry, downloads=None, codec="float32"):
@@ -57,8 +57,8 @@ def test_bytes_are_the_lengths_of_the_real_payloads(registry):
     assert channel.traffic.downlink == len(down.payloads[0]) * 3 + len(down.payloads[1]) * 1
     assert channel.traffic.uplink == sum(len(payload) for payload in up.payloads)
     assert len(up.payloads) == 4
-    # float32: 4 bytes per value of the 4x3 weight and 3 biases
-    assert len(down.payloads[0]) == (12 + 3) * 4
+    # float32: a tag byte, a one-byte count, 4 bytes per value of the 4x3 weight and 3 biases
+    assert len(down.payloads[0]) == 2 + (12 + 3) * 4
     assert channel.traffic.total == channel.traffic.downlink + channel.traffic.uplink
 
 
@@ -67,7 +67,7 @@ def test_one_time_downloads_are_counted_once_per_client(registry):
     channel, *_, weights = make_channel(registry, downloads={"teacher": teacher})
     channel.train([0, 1], weights)
     channel.train([1, 2], weights)
-    assert channel.traffic.one_time == 3 * 100 * 4
+    assert channel.traffic.one_time == 3 * (2 + 100 * 4)
 
 
 def test_float16_halves_the_payload_and_rounds(registry):
@@ -75,7 +75,7 @@ def test_float16_halves_the_payload_and_rounds(registry):
     channel16, down16, _, _ = make_channel(registry, codec="float16")
     channel32.train([0], weights)
     channel16.train([0], weights)
-    assert len(down16.payloads[0]) * 2 == len(down32.payloads[0])
+    assert (len(down16.payloads[0]) - 2) * 2 == len(down32.payloads[0]) - 2
 
 
 def test_updates_are_decoded_deltas_against_what_the_client_received(registry):
