@@ -60,7 +60,8 @@ def test_comm_bytes_are_every_payload_of_every_round(runtime):
     config = runtime.study.config.federation
     params = 64 * 16 + 16 + 16 * 10 + 10
     per_round = round(config.fraction * config.num_clients)
-    expected = 2 * config.rounds * per_round * params * 4  # float32 down and up
+    payload = 1 + 2 + params * 4  # float32 payload: tag byte, 2-byte varint count, values
+    expected = 2 * config.rounds * per_round * payload  # down and up
     assert outcome.simulation.one_time_bytes == 0
     assert outcome.comm_bytes == expected
     assert sum(r.uplink_bytes + r.downlink_bytes for r in outcome.simulation.history) == expected
@@ -71,7 +72,9 @@ def test_distillation_pays_for_the_teacher_download_once_per_client(runtime):
     distilled = evaluate_selection(
         runtime, selection(("distill", "soft_target", {"temperature": 2.0, "alpha": 0.5}))
     )
-    teacher_bytes = sum(t.numel() for t in runtime.teacher.weights.values()) * 4
+    teacher_values = sum(t.numel() for t in runtime.teacher.weights.values())
+    assert 128 <= teacher_values < 2**14  # a 2-byte varint count
+    teacher_bytes = 1 + 2 + teacher_values * 4
     one_time = distilled.simulation.one_time_bytes
     assert one_time % teacher_bytes == 0
     assert 1 <= one_time // teacher_bytes <= runtime.study.config.federation.num_clients
