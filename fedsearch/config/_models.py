@@ -30,6 +30,15 @@ class DatasetConfig(ComponentRef):
     val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
 
 
+class EarlyAbortConfig(StrictModel):
+    """Stop hopeless trials: validation accuracy below a floor after a round prunes the trial."""
+
+    after_round: int = Field(ge=1)
+    """First round whose validation accuracy is checked (the first evaluated one from it on)."""
+    min_accuracy: float = Field(ge=0.0, le=1.0)
+    """Trials whose validation accuracy is below this are stopped and recorded as pruned."""
+
+
 class FederationConfig(StrictModel):
     """The federated simulation every trial (and the teacher) runs in.
 
@@ -46,6 +55,9 @@ class FederationConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
     eval_every: int = Field(1, ge=1)
+    execution: Literal["auto", "sequential", "vectorized"] = "auto"
+    """How a round's clients train: ``auto`` vectorizes models without convolutions."""
+    early_abort: EarlyAbortConfig | None = None
     partition: ComponentRef = ComponentRef(name="iid")
     strategy: ComponentRef = ComponentRef(name="fedavg")
     uplink_codec: ComponentRef | list[ComponentRef] = ComponentRef(name="float32")

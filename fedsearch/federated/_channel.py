@@ -7,12 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from fedsearch.components import Channel, ClientUpdate, Codec, Weights
 from fedsearch.federated._training import LocalTrainer
 
 DOWNLINK_MODES = ("model", "delta")
 """What the server sends: the global model, or a per-client delta."""
+
+
+def _raw_float32(tensors: Mapping[str, torch.Tensor]) -> bytes:
+    """One-time downloads travel losslessly: every value as little-endian float32."""
+    return b"".join(
+        tensor.detach().float().reshape(-1).numpy().astype("<f4").tobytes()
+        for tensor in tensors.values()
+    )
 
 
 def _copy(weights: Mapping[str, Any]) -> Weights:
@@ -48,7 +57,8 @@ class SimulatedChannel(Channel):
     Uplink: each payload is the client's update (local weights minus the
     weights it trained from), encoded for that client and decoded by the
     server. One-time downloads (such as the teacher's weights) are sent to a
-    client the first time it takes part.
+    client the first time it takes part, losslessly as raw float32 (the client
+    uses them exactly; the downlink codec is for the model and its deltas).
 
     Args:
         trainer: Runs local training for any client.
@@ -83,7 +93,7 @@ class SimulatedChannel(Channel):
         self._initial = _copy(initial_weights) if initial_weights is not None else None
         self._references: dict[int, Weights] = {}
         self._one_time_payloads = [
-            downlink_codec.encode(payload) for payload in (one_time_downloads or {}).values()
+            _raw_float32(payload) for payload in (one_time_downloads or {}).values()
         ]
         self._clients_served: set[int] = set()
         self.last_round_loss = float("nan")
@@ -102,18 +112,38 @@ class SimulatedChannel(Channel):
             for tensor in reference.values()
         )
 
-    def train(self, client_ids: Sequence[int], weights: Weights) -> list[ClientUpdate]:
-        """Send ``weights`` to ``client_ids``, train each, return their decoded updates."""
+    def train(
+        self,
+        client_ids: Sequence[int],
+        weights: Weights,
+        config: Mapping[str, float] | None = None,
+    ) -> list[ClientUpdate]:
+        """Send ``weights`` to ``client_ids``, train them, return their decoded updates.
+
+        The trainer runs the round's clients (one after another or vectorized;
+        clients start from different weights in delta mode, so one by one);
+        every payload is still encoded, counted and decoded here, one per client.
+        """
         received = self.send(client_ids, weights)
-        updates = []
         for client_id in client_ids:
             self._send_one_time_downloads(client_id)
-            indices = self.client_indices[client_id]
-            start = received[client_id]
-            local, loss = self.trainer.train(start, indices)
-            updates.append(
-                self.receive(client_id, len(indices), start, local, {"train_loss": loss})
+        proximal_mu = float((config or {}).get("proximal_mu", 0.0))
+        if self.downlink == "model":
+            groups = [list(client_ids)]
+        else:
+            groups = [[client_id] for client_id in client_ids]
+        updates = []
+        for group in groups:
+            start = received[group[0]]
+            trained = self.trainer.train_clients(
+                start,
+                [self.client_indices[client_id] for client_id in group],
+                proximal_mu=proximal_mu,
             )
+            for client_id, (local, loss) in zip(group, trained, strict=True):
+                num_examples = len(self.client_indices[client_id])
+                metrics = {"train_loss": loss}
+                updates.append(self.receive(client_id, num_examples, start, local, metrics))
         self.last_round_loss = float(np.mean([u.metrics["train_loss"] for u in updates]))
         return updates
 

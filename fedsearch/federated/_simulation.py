@@ -13,7 +13,8 @@ from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weigh
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
 from fedsearch.federated._data import FederatedData
-from fedsearch.federated._training import LocalTrainer, accuracy, model_weights, transformed
+from fedsearch.federated._functional import model_weights, transformed
+from fedsearch.federated._training import LocalTrainer, accuracy
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class RoundRecord:
     downlink_bytes: int
     uplink_bytes: int
     one_time_bytes: int = 0
+    execution: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def run_federated(
         batch_size=federation.batch_size,
         learning_rate=learning_rate or federation.learning_rate,
         generator=generator,
+        execution=federation.execution,
     )
     weights = model_weights(model)
     channel = SimulatedChannel(
@@ -129,6 +132,7 @@ def run_federated(
             downlink_bytes=traffic.downlink - before[0],
             uplink_bytes=traffic.uplink - before[1],
             one_time_bytes=traffic.one_time - before[2],
+            execution=trainer.last_execution,
         )
         history.append(record)
         if on_round is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -11,28 +13,46 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from fedsearch.components import Batch, Compressor, Weights
+from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch.federated._vectorized import train_vectorized
 
 EVAL_BATCH_SIZE = 2048
 
 
-def model_weights(model: nn.Module) -> Weights:
-    """Detached copies of the model's parameters and buffers (its weights)."""
-    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+Execution = Literal["auto", "sequential", "vectorized"]
+"""How a round's clients are trained: chosen by rule, one after another, or all at once."""
 
 
-def transformed(weights: Weights, compressors: Sequence[Compressor]) -> Weights:
-    """The weights the forward pass sees after every compressor's transform."""
-    for compressor in compressors:
-        weights = compressor.transform_parameters(weights)
-    return weights
+def choose_execution(model: nn.Module, requested: Execution, num_clients: int) -> str:
+    """The execution path for a round of ``num_clients`` clients.
+
+    ``auto`` trains the clients together with ``torch.func.vmap`` when the
+    model has no convolution and there are at least two clients, sequentially
+    otherwise. The rule is measured (benchmarks/sim_throughput.py, RESULTS.md):
+    vectorizing multiplies MLP throughput on CPU but does not help LeNet-style
+    CNNs, whose batched (grouped) convolutions are slower than plain ones. It
+    depends only on the model and the round, so a trial stays deterministic.
+    """
+    if requested != "auto":
+        return requested
+    if num_clients < 2:
+        return "sequential"
+    has_conv = any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules())
+    return "sequential" if has_conv else "vectorized"
 
 
 class LocalTrainer:
-    """Runs local SGD for any client on one shared model and one copy of the data.
+    """Runs local SGD for the clients of a round on one shared model and one copy of the data.
+
+    Clients hold index arrays only; their examples are gathered from the shared
+    tensors batch by batch. A round's clients are trained one after another
+    (``sequential``) or together with ``torch.func.vmap`` over stacked client
+    weights (``vectorized``); both give the same weights within float tolerance
+    and draw the same shuffles from ``generator``.
 
     Args:
-        model: The model architecture; its own tensors are never trained, the
-            trainer passes weights explicitly with ``torch.func.functional_call``.
+        model: The model architecture; the trainer never changes its tensors
+            (it trains a private copy, or passes weights to ``functional_call``).
         inputs: All training examples (shared by every client).
         labels: Their labels.
         compressors: Compressors of the trial, in stage order.
@@ -40,6 +60,7 @@ class LocalTrainer:
         batch_size: Examples per step.
         learning_rate: SGD step size.
         generator: Source of shuffling randomness.
+        execution: ``auto``, ``sequential`` or ``vectorized``.
     """
 
     def __init__(
@@ -53,6 +74,7 @@ class LocalTrainer:
         batch_size: int,
         learning_rate: float,
         generator: torch.Generator,
+        execution: Execution = "auto",
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -62,43 +84,87 @@ class LocalTrainer:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.generator = generator
-        self._trainable = {name for name, _ in model.named_parameters()}
+        self.execution = execution
+        self.trainable = [name for name, _ in model.named_parameters()]
+        self._work_model: nn.Module | None = None
+        self.last_execution = ""
 
     def train(self, weights: Weights, indices: np.ndarray) -> tuple[Weights, float]:
-        """Train from ``weights`` on the examples at ``indices``.
+        """Train one client from ``weights`` on the examples at ``indices``.
 
         Returns:
             The new weights and the mean training loss.
         """
-        local = {
-            name: tensor.detach().clone().requires_grad_(name in self._trainable)
-            for name, tensor in weights.items()
-        }
-        trainable = [local[name] for name in local if name in self._trainable]
-        client_positions = torch.from_numpy(indices)
-        self.model.train()
-        losses = []
-        for _ in range(self.local_epochs):
-            order = client_positions[torch.randperm(len(indices), generator=self.generator)]
-            for batch_positions in order.split(self.batch_size):
-                batch = Batch(
-                    self.inputs[batch_positions], self.labels[batch_positions], batch_positions
-                )
-                loss = self._loss(local, batch)
-                gradients = torch.autograd.grad(loss, trainable)
-                with torch.no_grad():
-                    torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
-                losses.append(loss.item())
-        return {name: tensor.detach() for name, tensor in local.items()}, float(np.mean(losses))
+        return self.train_clients(weights, [indices])[0]
 
-    def _loss(self, weights: Weights, batch: Batch) -> torch.Tensor:
-        logits = functional_call(
-            self.model, transformed(weights, self.compressors), (batch.inputs,)
-        )
-        loss = F.cross_entropy(logits, batch.targets)
-        for compressor in self.compressors:
-            loss = compressor.training_loss(loss, logits, batch)
-        return loss
+    def train_clients(
+        self, weights: Weights, client_indices: Sequence[np.ndarray], *, proximal_mu: float = 0.0
+    ) -> list[tuple[Weights, float]]:
+        """Train each client from ``weights``; return its new weights and mean loss, in order.
+
+        Args:
+            weights: The global weights every client starts from.
+            client_indices: Per client, its training-example indices.
+            proximal_mu: FedProx coefficient of ``mu / 2 * ||w - weights||^2``.
+        """
+        orders = [self._batches(indices) for indices in client_indices]
+        self.last_execution = choose_execution(self.model, self.execution, len(orders))
+        self.model.train()
+        if self.last_execution == "vectorized":
+            return train_vectorized(self, weights, orders, proximal_mu)
+        return [self._train_one(weights, batches, proximal_mu) for batches in orders]
+
+    def _batches(self, indices: np.ndarray) -> list[torch.Tensor]:
+        positions = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        batches: list[torch.Tensor] = []
+        for _ in range(self.local_epochs):
+            order = positions[torch.randperm(len(positions), generator=self.generator)]
+            batches += order.split(self.batch_size)
+        return batches
+
+    def _train_one(
+        self, weights: Weights, batches: list[torch.Tensor], proximal_mu: float
+    ) -> tuple[Weights, float]:
+        if self.compressors:
+            local = {
+                name: tensor.detach().clone().requires_grad_(name in self.trainable)
+                for name, tensor in weights.items()
+            }
+            trainable = [local[name] for name in self.trainable]
+            forward = lambda x: functional_call(  # noqa: E731
+                self.model, transformed(local, self.compressors), (x,)
+            )
+        else:
+            model = self._loaded_work_model(weights)
+            trainable = list(model.parameters())
+            forward = model
+        anchors = [weights[name] for name in self.trainable]
+        loss_sum = torch.zeros(())
+        for positions in batches:
+            batch = Batch(self.inputs[positions], self.labels[positions], positions)
+            logits = forward(batch.inputs)
+            loss = F.cross_entropy(logits, batch.targets)
+            for compressor in self.compressors:
+                loss = compressor.training_loss(loss, logits, batch)
+            objective = loss + proximal_term(trainable, anchors, proximal_mu)
+            gradients = torch.autograd.grad(objective, trainable)
+            with torch.no_grad():
+                torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
+            loss_sum += loss.detach()
+        if self.compressors:
+            result = {name: tensor.detach() for name, tensor in local.items()}
+        else:
+            result = model_weights(model)
+        return result, float(loss_sum) / max(len(batches), 1)
+
+    def _loaded_work_model(self, weights: Weights) -> nn.Module:
+        if self._work_model is None:
+            self._work_model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, tensor in self._work_model.state_dict(keep_vars=True).items():
+                tensor.copy_(weights[name])
+        self._work_model.train()
+        return self._work_model
 
 
 @torch.no_grad()

@@ -241,6 +241,11 @@ def trial_attributes(
         "downlink": runtime.study.config.federation.downlink,
         "selection": slots,
         "plugins": plugins,
+        "partition": {
+            "name": runtime.study.partitioner.name,
+            "params": runtime.study.partitioner.params.model_dump(mode="json"),
+            **runtime.data.partition_summary(),
+        },
     }
     if runtime.teacher is not None:
         attributes["teacher_val_accuracy"] = runtime.teacher.val_accuracy
