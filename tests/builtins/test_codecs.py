@@ -106,7 +106,9 @@ def test_topk_keeps_the_largest_values_exactly(registry, tensors, fraction):
     count = math.ceil(fraction * x.size) if x.size else 0
     assert_topk_pattern(x, d, max(count, 1) if x.size else 0)
     kept = d != 0
-    assert np.array_equal(d[kept], flat({k: v.float().to(v.dtype) for k, v in tensors.items()})[kept])
+    assert np.array_equal(
+        d[kept], flat({k: v.float().to(v.dtype) for k, v in tensors.items()})[kept]
+    )
 
 
 @SETTINGS
@@ -176,7 +178,9 @@ def test_pipelines_combine_the_stages_bounds(registry, tensors, fraction, levels
     d = flat(decoded)
     kept = d != 0
     assert kept.sum() <= count
-    assert np.all(np.abs(d[kept] - x[kept]) <= 2**-11 * np.abs(x[kept]) + 2**-24 + 2**-8 * np.abs(d[kept]))
+    assert np.all(
+        np.abs(d[kept] - x[kept]) <= 2**-11 * np.abs(x[kept]) + 2**-24 + 2**-8 * np.abs(d[kept])
+    )
     quantized = build(registry, ("topk", {"fraction": fraction}), ("qsgd", {"levels": levels}))
     _, decoded = round_trip(quantized, tensors)
     d = flat(decoded)

@@ -32,7 +32,9 @@ def noisy_updates(rounds, seed=0, size=2000):
 
 def test_accumulated_transmission_converges_to_the_dense_sum(registry):
     stages = (("error_feedback", {}), ("topk", {"fraction": 0.02}))
-    gaps = [relative_gap(build(registry, *stages), noisy_updates(rounds)) for rounds in (20, 80, 320)]
+    gaps = [
+        relative_gap(build(registry, *stages), noisy_updates(rounds)) for rounds in (20, 80, 320)
+    ]
     # the residual stays bounded while the sum grows: the gap shrinks like 1 / rounds
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.1 and gaps[2] < gaps[0] / 6
