@@ -51,6 +51,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "best": {
         "uplink": [EF, ("stc", {"fraction": 0.01})],
+        "downlink": [("stc", {"fraction": 0.02})],
+        "downlink_mode": "delta",
+    },
+    "stc_delta_topk_qsgd": {
+        "uplink": [EF, ("stc", {"fraction": 0.01})],
         "downlink": [("topk", {"fraction": 0.03}), ("qsgd", {"levels": 7, "norm": "max"})],
         "downlink_mode": "delta",
     },
