@@ -111,3 +111,18 @@ def test_bad_codec_candidates_are_config_errors(tmp_path, registry, slot_line, f
     space = TINY_SPACE.replace("[dimensions]", f"{slot_line}\n\n[dimensions]")
     with pytest.raises(ConfigError, match=fragment):
         resolve_study(write_tiny_study(tmp_path, TINY_STUDY, space), registry)
+
+
+def test_pareto_rows_describe_codec_pipelines():
+    from fedsearch.search import describe_selection
+
+    selection = {
+        "architecture": {"name": "mlp", "params": {"depth": 1}},
+        "uplink_codec": [
+            {"name": "error_feedback", "params": {}},
+            {"name": "topk", "params": {"fraction": 0.01}},
+        ],
+    }
+    assert describe_selection(selection) == (
+        "mlp(depth=1) + uplink_codec=[error_feedback() > topk(fraction=0.01)]"
+    )
