@@ -49,6 +49,7 @@ from fedsearch.components import (
     Strategy,
     Teacher,
     Weights,
+    compose_codecs,
 )
 from fedsearch.hookspecs import hookimpl, hookspec
 from fedsearch.host import ComponentRegistry, Registrar, get_plugin_manager, get_registry
@@ -113,6 +114,7 @@ __all__ = [
     "Weights",
     "__version__",
     "build_artifact",
+    "compose_codecs",
     "decode_artifact",
     "describe_artifact",
     "encode_artifact",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fedsearch.components._architecture import Architecture
 from fedsearch.components._base import Component, Weights
-from fedsearch.components._codec import Codec
+from fedsearch.components._codec import PIPELINE_SEPARATOR, Codec, compose_codecs
 from fedsearch.components._compressor import (
     STAGES,
     Batch,
@@ -45,6 +45,7 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
 
 __all__ = [
     "COMPONENT_KINDS",
+    "PIPELINE_SEPARATOR",
     "STAGES",
     "Architecture",
     "Batch",
@@ -70,5 +71,6 @@ __all__ = [
     "Strategy",
     "Teacher",
     "Weights",
+    "compose_codecs",
     "search_hint",
 ]

@@ -40,7 +40,13 @@ class EarlyAbortConfig(StrictModel):
 
 
 class FederationConfig(StrictModel):
-    """The federated simulation every trial (and the teacher) runs in."""
+    """The federated simulation every trial (and the teacher) runs in.
+
+    A codec is one component or a list of them applied in order (a pipeline,
+    ``[{ name = "topk" }, { name = "qsgd" }]``). ``downlink = "model"`` sends the
+    global model to the clients of a round; ``"delta"`` sends each client the
+    difference between the global model and what that client last received.
+    """
 
     num_clients: int = Field(10, ge=1)
     rounds: int = Field(10, ge=1)
@@ -54,8 +60,9 @@ class FederationConfig(StrictModel):
     early_abort: EarlyAbortConfig | None = None
     partition: ComponentRef = ComponentRef(name="iid")
     strategy: ComponentRef = ComponentRef(name="fedavg")
-    uplink_codec: ComponentRef = ComponentRef(name="float32")
-    downlink_codec: ComponentRef = ComponentRef(name="float32")
+    uplink_codec: ComponentRef | list[ComponentRef] = ComponentRef(name="float32")
+    downlink_codec: ComponentRef | list[ComponentRef] = ComponentRef(name="float32")
+    downlink: Literal["model", "delta"] = "model"
 
 
 class TeacherConfig(StrictModel):

@@ -19,13 +19,14 @@ from fedsearch.federated._training import LocalTrainer, accuracy
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What one round did."""
+    """What one round did; the byte counts are this round's, as measured by the channel."""
 
     round: int
     val_accuracy: float | None
     train_loss: float
     downlink_bytes: int
     uplink_bytes: int
+    one_time_bytes: int = 0
     execution: str = ""
 
 
@@ -104,20 +105,23 @@ def run_federated(
         generator=generator,
         execution=federation.execution,
     )
+    weights = model_weights(model)
     channel = SimulatedChannel(
         trainer,
         run.data.client_indices,
         downlink_codec=run.downlink_codec,
         uplink_codec=run.uplink_codec,
         one_time_downloads=one_time_downloads,
+        downlink=federation.downlink,
+        initial_weights=weights,
     )
     rng = np.random.default_rng(run.seed)
-    weights = model_weights(model)
     history = []
     for index in range(num_rounds):
         for compressor in compressors:
             compressor.on_round_start(weights, index)
-        before = (channel.traffic.downlink, channel.traffic.uplink)
+        traffic = channel.traffic
+        before = (traffic.downlink, traffic.uplink, traffic.one_time)
         server_round = ServerRound(index, num_rounds, federation.fraction, rng)
         weights = run.strategy.run_round(channel, weights, server_round)
         evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
@@ -125,8 +129,9 @@ def run_federated(
             round=index + 1,
             val_accuracy=_val_accuracy(model, run.data, weights, compressors) if evaluate else None,
             train_loss=channel.last_round_loss,
-            downlink_bytes=channel.traffic.downlink - before[0],
-            uplink_bytes=channel.traffic.uplink - before[1],
+            downlink_bytes=traffic.downlink - before[0],
+            uplink_bytes=traffic.uplink - before[1],
+            one_time_bytes=traffic.one_time - before[2],
             execution=trainer.last_execution,
         )
         history.append(record)

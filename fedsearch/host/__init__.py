@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsearch.host._codecs import DOWNLINK, UPLINK, CodecPipelineSpec, codec_pipeline_spec
 from fedsearch.host._manager import (
     ALLOW_ENV,
     BLOCK_ENV,
@@ -24,12 +25,16 @@ from fedsearch.host._registry import (
 __all__ = [
     "ALLOW_ENV",
     "BLOCK_ENV",
+    "DOWNLINK",
     "ENTRY_POINT_GROUP",
+    "UPLINK",
+    "CodecPipelineSpec",
     "ComponentRegistry",
     "ComponentSpec",
     "PluginInfo",
     "RegisteredComponent",
     "Registrar",
+    "codec_pipeline_spec",
     "describe_plugins",
     "get_plugin_manager",
     "get_registry",

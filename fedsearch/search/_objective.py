@@ -26,11 +26,12 @@ from fedsearch.federated import (
     prepare_federated_data,
     run_federated,
 )
+from fedsearch.host import CodecPipelineSpec, codec_pipeline_spec
 from fedsearch.search._model_io import build_artifact, load_model
 from fedsearch.search._pareto import describe_selection
 from fedsearch.search._progress import ProgressReporter
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.search._space import ARCHITECTURE_SLOT, Selection
+from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
 from fedsearch.search._workers import WORKER_ATTR, error_attributes
 
 
@@ -42,14 +43,28 @@ class StudyRuntime:
     data: FederatedData
     teacher: Teacher | None
 
-    def federated_run(self) -> FederatedRun:
+    def codec_pipelines(self, selection: Selection | None = None) -> dict[str, CodecPipelineSpec]:
+        """The uplink and downlink codec pipelines: the selection's, else the study's."""
+        chosen = selection.codecs if selection is not None else {}
+        pipelines = {"uplink_codec": self.study.uplink_codec}
+        pipelines["downlink_codec"] = self.study.downlink_codec
+        for slot, stages in chosen.items():
+            pipelines[slot] = codec_pipeline_spec(
+                self.study.registry,
+                [(stage.name, stage.params) for stage in stages],
+                direction=CODEC_SLOTS[slot],
+            )
+        return pipelines
+
+    def federated_run(self, selection: Selection | None = None) -> FederatedRun:
         """Fresh strategy and codec instances (they may keep state) over the shared data."""
+        pipelines = self.codec_pipelines(selection)
         return FederatedRun(
             data=self.data,
             federation=self.study.config.federation,
             strategy=self.study.strategy.build(),
-            downlink_codec=self.study.downlink_codec.build(),
-            uplink_codec=self.study.uplink_codec.build(),
+            downlink_codec=pipelines["downlink_codec"].build(),
+            uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
         )
 
@@ -118,7 +133,7 @@ def evaluate_selection(
         downloads |= compressor.one_time_downloads()
     simulation = run_federated(
         model,
-        runtime.federated_run(),
+        runtime.federated_run(selection),
         compressors=compressors,
         one_time_downloads=downloads,
         on_round=on_round,
@@ -280,7 +295,12 @@ def trial_attributes(
             )
         )
         for slot, choice in slots.items()
+        if slot not in CODEC_SLOTS
     }
+    codecs = {slot: spec.as_list() for slot, spec in runtime.codec_pipelines(selection).items()}
+    for slot, stages in codecs.items():
+        for stage in stages:
+            plugins[f"{slot}.{stage['name']}"] = _plugin_label(registry.get("codec", stage["name"]))
     simulation = outcome.simulation
     attributes: dict[str, Any] = {
         "test_accuracy": outcome.test_accuracy,
@@ -303,6 +323,8 @@ def trial_attributes(
         "uplink_bytes": simulation.uplink_bytes,
         "downlink_bytes": simulation.downlink_bytes,
         "one_time_bytes": simulation.one_time_bytes,
+        "codecs": codecs,
+        "downlink": runtime.study.config.federation.downlink,
         "selection": slots,
         "summary": describe_selection(slots),
         "plugins": plugins,

@@ -9,8 +9,20 @@ from pathlib import Path
 
 from fedsearch._errors import ConfigError
 from fedsearch.components import STAGES
-from fedsearch.config import StudyConfig, load_search_space_config, load_study_config
-from fedsearch.host import ComponentRegistry, ComponentSpec
+from fedsearch.config import (
+    ComponentRef,
+    StudyConfig,
+    load_search_space_config,
+    load_study_config,
+)
+from fedsearch.host import (
+    DOWNLINK,
+    UPLINK,
+    CodecPipelineSpec,
+    ComponentRegistry,
+    ComponentSpec,
+    codec_pipeline_spec,
+)
 from fedsearch.search._space import NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
@@ -32,8 +44,8 @@ class ResolvedStudy:
     dataset: ComponentSpec
     partitioner: ComponentSpec
     strategy: ComponentSpec
-    downlink_codec: ComponentSpec
-    uplink_codec: ComponentSpec
+    downlink_codec: CodecPipelineSpec
+    uplink_codec: CodecPipelineSpec
     sampler: ComponentSpec
     teacher_architecture: ComponentSpec | None
     storage_url: str
@@ -124,14 +136,29 @@ def resolve_study(
         dataset=spec("dataset", config.dataset, "dataset"),
         partitioner=spec("partitioner", federation.partition, "federation.partition"),
         strategy=spec("strategy", federation.strategy, "federation.strategy"),
-        downlink_codec=spec("codec", federation.downlink_codec, "federation.downlink_codec"),
-        uplink_codec=spec("codec", federation.uplink_codec, "federation.uplink_codec"),
+        downlink_codec=_codec_pipeline(
+            registry, federation.downlink_codec, DOWNLINK, source, "federation.downlink_codec"
+        ),
+        uplink_codec=_codec_pipeline(
+            registry, federation.uplink_codec, UPLINK, source, "federation.uplink_codec"
+        ),
         sampler=spec("sampler", config.search.sampler, "search.sampler"),
         teacher_architecture=teacher,
         storage_url=storage or config.storage or default_storage_url(config.output_dir),
         study_name=study_name or config.name,
         objectives=objectives,
     )
+
+
+def _codec_pipeline(
+    registry: ComponentRegistry,
+    refs: ComponentRef | list[ComponentRef],
+    direction: str,
+    source: str,
+    field: str,
+) -> CodecPipelineSpec:
+    stages = [(ref.name, ref.params) for ref in (refs if isinstance(refs, list) else [refs])]
+    return codec_pipeline_spec(registry, stages, direction=direction, source=source, field=field)
 
 
 def _resolve_space(

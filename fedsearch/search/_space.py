@@ -17,6 +17,7 @@ from optuna.distributions import (
 
 from fedsearch._errors import ConfigError
 from fedsearch.components import (
+    PIPELINE_SEPARATOR,
     STAGES,
     Component,
     SearchChoices,
@@ -25,10 +26,12 @@ from fedsearch.components import (
     search_hint,
 )
 from fedsearch.config import DimensionConfig
-from fedsearch.host import ComponentRegistry, validate_params
+from fedsearch.host import DOWNLINK, UPLINK, ComponentRegistry, codec_pipeline_spec, validate_params
 
 ARCHITECTURE_SLOT = "architecture"
-SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES)
+CODEC_SLOTS: dict[str, str] = {"uplink_codec": UPLINK, "downlink_codec": DOWNLINK}
+"""Slots whose candidates are codec pipelines (``"topk+qsgd"``), by channel direction."""
+SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES, *CODEC_SLOTS)
 NONE = "none"
 """Slot candidate that switches a compressor stage off."""
 
@@ -79,15 +82,23 @@ class ComponentChoice:
 
 @dataclass(frozen=True)
 class Selection:
-    """What one trial runs: a student family and at most one compressor per stage."""
+    """What one trial runs: a student family, at most one compressor per stage, and
+    the codec pipelines of the codec slots the space searches (others follow the study).
+    """
 
     architecture: ComponentChoice
     compressors: dict[str, ComponentChoice]
+    codecs: dict[str, tuple[ComponentChoice, ...]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored as a trial user attribute."""
         slots = {ARCHITECTURE_SLOT: self.architecture, **self.compressors}
-        return {slot: {"name": c.name, "params": c.params} for slot, c in slots.items()}
+        chosen: dict[str, Any] = {
+            slot: {"name": c.name, "params": c.params} for slot, c in slots.items()
+        }
+        for slot, stages in self.codecs.items():
+            chosen[slot] = [{"name": c.name, "params": c.params} for c in stages]
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -126,8 +137,11 @@ class SearchSpace:
             resolved_slots[slot] = _check_slot(slot, entry, registry)
             for name in resolved_slots[slot]:
                 if name != NONE:
-                    component = registry.get(_kind(slot), name).cls
-                    dimensions[slot, name] = _component_dimensions(slot, component, overrides)
+                    dimensions[slot, name] = [
+                        dimension
+                        for component in _components(registry, slot, name)
+                        for dimension in _component_dimensions(slot, component, overrides)
+                    ]
         if ARCHITECTURE_SLOT not in resolved_slots:
             raise ConfigError(
                 'no student families to search; add slots.architecture = ["mlp", ...]',
@@ -141,6 +155,7 @@ class SearchSpace:
     def suggest(self, trial: optuna.Trial) -> Selection:
         """Ask ``trial`` for a selection; only the chosen components' params are sampled."""
         chosen: dict[str, ComponentChoice] = {}
+        codecs: dict[str, tuple[ComponentChoice, ...]] = {}
         for slot, candidates in self.slots.items():
             name = (
                 candidates[0]
@@ -149,18 +164,19 @@ class SearchSpace:
             )
             if name == NONE:
                 continue
-            params: dict[str, Any] = {}
-            for dim in self.dimensions[slot, name]:
-                if dim.per_layer is None:
-                    params[dim.field] = _suggest(trial, dim, dim.name)
-                else:
-                    count = int(params[dim.per_layer])
-                    params[dim.field] = [
-                        _suggest(trial, dim, dim.layer_name(index)) for index in range(count)
-                    ]
+            dims = self.dimensions[slot, name]
+            if slot in CODEC_SLOTS:
+                codecs[slot] = tuple(
+                    ComponentChoice(
+                        stage, _suggest_params(trial, [d for d in dims if d.component == stage])
+                    )
+                    for stage in name.split(PIPELINE_SEPARATOR)
+                )
+                continue
+            params = _suggest_params(trial, dims)
             chosen[slot] = ComponentChoice(name, params)
         architecture = chosen.pop(ARCHITECTURE_SLOT)
-        return Selection(architecture, chosen)
+        return Selection(architecture, chosen, codecs)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """``(name, condition, range)`` for display by ``fedsearch validate``."""
@@ -182,7 +198,15 @@ class SearchSpace:
 
 
 def _kind(slot: str) -> str:
+    if slot in CODEC_SLOTS:
+        return "codec"
     return "architecture" if slot == ARCHITECTURE_SLOT else "compressor"
+
+
+def _components(registry: ComponentRegistry, slot: str, name: str) -> list[type[Component]]:
+    """The component classes of a candidate (the stages of a codec pipeline)."""
+    names = name.split(PIPELINE_SEPARATOR) if slot in CODEC_SLOTS else [name]
+    return [registry.get(_kind(slot), part).cls for part in names]
 
 
 def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[str]:
@@ -200,10 +224,14 @@ def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[
         )
     for name in names:
         if name == NONE:
-            if slot == ARCHITECTURE_SLOT:
-                raise ConfigError(
-                    "the architecture cannot be 'none'", source=entry.source, field=where
-                )
+            if slot == ARCHITECTURE_SLOT or slot in CODEC_SLOTS:
+                raise ConfigError(f"the {slot} cannot be 'none'", source=entry.source, field=where)
+            continue
+        if slot in CODEC_SLOTS:
+            stages = [(stage, {}) for stage in name.split(PIPELINE_SEPARATOR)]
+            codec_pipeline_spec(
+                registry, stages, direction=CODEC_SLOTS[slot], source=entry.source, field=where
+            )
             continue
         component = registry.get(_kind(slot), name, source=entry.source, field=where).cls
         stage = getattr(component, "stage", slot)
@@ -284,6 +312,18 @@ def _range(low: Any, high: Any, step: float | None, log: bool, default: Any) -> 
     if isinstance(default, int) and not isinstance(default, bool):
         return IntDistribution(int(low), int(high), log=log, step=1 if log else int(step or 1))
     return FloatDistribution(float(low), float(high), log=log, step=None if log else step)
+
+
+def _suggest_params(trial: optuna.Trial, dims: list[Dimension]) -> dict[str, Any]:
+    """Params of one component; a per-layer dimension gets one value per layer."""
+    params: dict[str, Any] = {}
+    for dim in dims:
+        if dim.per_layer is None:
+            params[dim.field] = _suggest(trial, dim, dim.name)
+        else:
+            count = int(params[dim.per_layer])
+            params[dim.field] = [_suggest(trial, dim, dim.layer_name(i)) for i in range(count)]
+    return params
 
 
 def _suggest(trial: optuna.Trial, dim: Dimension, name: str) -> Any:

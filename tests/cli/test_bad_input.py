@@ -38,6 +38,46 @@ BAD_STUDIES = {
         TINY_SPACE + '"prune.magnitude.sparsity" = { value = 1.5 }\n',
         ["prune.magnitude.sparsity", "less than or equal to 0.99", "1.5"],
     ),
+    "unknown codec": (
+        TINY_STUDY.replace(
+            "learning_rate = 0.3", 'learning_rate = 0.3\nuplink_codec = {{ name = "topkk" }}'
+        ),
+        TINY_SPACE,
+        ["federation.uplink_codec", "unknown codec 'topkk'", "did you mean 'topk'"],
+    ),
+    "codec knob out of range": (
+        TINY_STUDY.replace(
+            "learning_rate = 0.3",
+            'learning_rate = 0.3\nuplink_codec = [{{ name = "topk", params = '
+            "{{ fraction = 2.0 }} }}]",
+        ),
+        TINY_SPACE,
+        ["federation.uplink_codec.fraction", "less than or equal to 1", "2.0"],
+    ),
+    "codec pipeline order": (
+        TINY_STUDY.replace(
+            "learning_rate = 0.3",
+            'learning_rate = 0.3\nuplink_codec = [{{ name = "qsgd" }}, {{ name = "topk" }}]',
+        ),
+        TINY_SPACE,
+        ["federation.uplink_codec", "'qsgd' cannot be followed by another codec"],
+    ),
+    "error feedback on the downlink": (
+        TINY_STUDY.replace(
+            "learning_rate = 0.3",
+            'learning_rate = 0.3\ndownlink_codec = [{{ name = "error_feedback" }}, '
+            '{{ name = "topk" }}]',
+        ),
+        TINY_SPACE,
+        ["federation.downlink_codec", "per-client state", 'downlink = "delta"'],
+    ),
+    "unknown codec in a search slot": (
+        TINY_STUDY,
+        TINY_SPACE.replace(
+            "[dimensions]", 'uplink_codec = ["float32", "topk+qsgdd"]\n\n[dimensions]'
+        ),
+        ["slots.uplink_codec", "unknown codec 'qsgdd'", "did you mean 'qsgd'"],
+    ),
     "malformed TOML": (
         TINY_STUDY.replace("rounds = 3\nfraction", "rounds = \nfraction"),
         TINY_SPACE,

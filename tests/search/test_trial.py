@@ -68,7 +68,8 @@ def test_comm_bytes_are_every_payload_of_every_round(runtime):
     config = runtime.study.config.federation
     params = 64 * 16 + 16 + 16 * 10 + 10
     per_round = round(config.fraction * config.num_clients)
-    expected = 2 * config.rounds * per_round * params * 4  # float32 down and up
+    payload = 1 + 2 + params * 4  # float32 payload: tag byte, 2-byte varint count, values
+    expected = 2 * config.rounds * per_round * payload  # down and up
     assert outcome.simulation.one_time_bytes == 0
     assert outcome.comm_bytes == expected
     assert sum(r.uplink_bytes + r.downlink_bytes for r in outcome.simulation.history) == expected
