@@ -58,7 +58,7 @@ class CompressorTestCase:
     compressor_class: ClassVar[type[Compressor]]
     params: ClassVar[dict[str, Any]] = {}
     architecture: ClassVar[str] = "cnn"
-    architecture_params: ClassVar[dict[str, Any]] = {"channels": 4, "hidden": 16}
+    architecture_params: ClassVar[dict[str, Any]] = {"channels": [4, 8], "hidden": 16}
     input_shape: ClassVar[tuple[int, ...]] = (1, 8, 8)
     num_classes: ClassVar[int] = 3
     num_examples: ClassVar[int] = 24

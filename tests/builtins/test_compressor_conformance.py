@@ -77,7 +77,7 @@ class TestSoftTargets(CompressorTestCase):
 
 class TestFitNets(CompressorTestCase):
     compressor_class = FitNetsDistillation
-    teacher_architecture = ("cnn", {"channels": 8, "hidden": 32})
+    teacher_architecture = ("cnn", {"channels": [8, 8], "hidden": 32})
 
 
 class TestFitNetsMLP(CompressorTestCase):
@@ -88,16 +88,16 @@ class TestFitNetsMLP(CompressorTestCase):
 
 class TestAttentionTransfer(CompressorTestCase):
     compressor_class = AttentionTransfer
-    teacher_architecture = ("cnn", {"channels": 8, "hidden": 32})
+    teacher_architecture = ("cnn", {"channels": [8, 8], "hidden": 32})
 
 
 class TestLowRankFlattened(CompressorTestCase):
     compressor_class = LowRankFactorization
     params = {"rank_ratio": 0.25, "start_fraction": 0.25}
-    architecture_params = {"channels": 8, "hidden": 32}
+    architecture_params = {"channels": [8, 8], "hidden": 32}
 
 
 class TestLowRankTucker(CompressorTestCase):
     compressor_class = LowRankFactorization
     params = {"rank_ratio": 0.25, "conv_mode": "tucker", "start_fraction": 0.5}
-    architecture_params = {"channels": 8, "hidden": 32}
+    architecture_params = {"channels": [8, 8], "hidden": 32}

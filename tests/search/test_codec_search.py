@@ -53,7 +53,7 @@ def test_codec_knobs_are_sampled_only_with_their_pipeline(codec_study):
 
 def test_comm_bytes_follow_the_chosen_codecs(codec_study):
     runtime = prepare_runtime(codec_study)
-    base = Selection(ComponentChoice("mlp", {"depth": 1, "width": 16, "widths": None}), {})
+    base = Selection(ComponentChoice("mlp", {"depth": 1, "widths": [16]}), {})
 
     def with_codecs(up, down):
         codecs = {

@@ -60,7 +60,7 @@ def test_artifact_export_is_the_stored_artifact(stored_study, tmp_path):
     # structured pruning and low-rank made the stored model smaller than the family's default
     assert trial.user_attrs["parameters"] < sum(
         p.numel() for p in get_registry().create(
-            "architecture", "cnn", {"channels": 8, "hidden": 32}).build((1, 8, 8), 10).parameters()
+            "architecture", "cnn", {"channels": [8, 8], "hidden": 32}).build((1, 8, 8), 10).parameters()
     )  # fmt: skip
 
 
