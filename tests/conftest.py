@@ -26,7 +26,7 @@ distill = ["none", "soft_target"]
 
 [dimensions]
 "architecture.mlp.depth" = { value = 1 }
-"architecture.mlp.width" = { choices = [16, 32] }
+"architecture.mlp.widths" = { choices = [16, 32] }
 "quantize.uniform.bits" = { choices = [4, 8] }
 """
 

@@ -9,6 +9,7 @@ import os
 import shlex
 from pathlib import Path
 
+import optuna
 from rich.console import Console
 
 from fedsearch.cli._display import (
@@ -21,6 +22,7 @@ from fedsearch.cli._progress import RichProgress
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import (
     artifact_dir,
+    infeasible_trials,
     load_existing_study,
     pareto_rows,
     resolve_study,
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             progress=progress,
         )
     console.print(pareto_table(pareto_rows(optuna_study), f"Pareto front of {study.study_name}"))
+    _note_infeasible(optuna_study, console)
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
     console.print("Inspect it in the dashboard:", style="bold")
     console.print("  " + shlex.join(dashboard), markup=False, highlight=False)
@@ -89,6 +92,7 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(rows, indent=2))
     else:
         console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
+        _note_infeasible(study, console)
     return 0
 
 
@@ -111,3 +115,12 @@ def report(args: argparse.Namespace, console: Console) -> int:
     index = write_report(study, args.output, artifact_dir=args.artifact_dir)
     console.print(f"report written: {index}")
     return 0
+
+
+def _note_infeasible(study: optuna.Study, console: Console) -> None:
+    excluded = infeasible_trials(study)
+    if excluded:
+        console.print(
+            f"{len(excluded)} trial(s) broke a constraint and are not on the front "
+            "(user attribute feasible = false)"
+        )

@@ -20,15 +20,20 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
+_PARETO_KEYS = {"trial", "val_accuracy", "test_accuracy", "model_bytes", "comm_bytes", "selection"}
+
+
 def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """The Pareto front: objectives, test accuracy and what each trial ran."""
+    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran."""
     table = Table(title=title, title_justify="left")
+    extras = [key for key in (rows[0] if rows else {}) if key not in _PARETO_KEYS]
     for header, justify in (
         ("trial", "right"),
         ("val acc", "right"),
         ("test acc", "right"),
         ("model", "right"),
         ("comm", "right"),
+        *((extra, "right") for extra in extras),
         ("selection", "left"),
     ):
         table.add_column(header, justify=justify)
@@ -40,6 +45,7 @@ def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
             "-" if test is None else f"{test:.4f}",
             format_bytes(row["model_bytes"]),
             format_bytes(row["comm_bytes"]),
+            *(f"{row[extra]:.4g}" for extra in extras),
             describe_selection(row["selection"]),
         )
     return table
@@ -63,7 +69,7 @@ def space_table(rows: list[tuple[str, str, str]]) -> Table:
     """Search dimensions with their conditions and ranges."""
     table = Table(title="search space", title_justify="left")
     for header in ("dimension", "when", "values"):
-        table.add_column(header)
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*row)
     return table

@@ -14,21 +14,32 @@ from fedsearch.components._compressor import (
     Teacher,
 )
 from fedsearch.components._dataset import Dataset, DatasetSplits
+from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
     ComponentParams,
     NoParams,
     SearchChoices,
     SearchHint,
+    SearchPerLayer,
     SearchRange,
     search_hint,
 )
 from fedsearch.components._partitioner import Partitioner
-from fedsearch.components._sampler import ConstraintsFunc, Sampler
+from fedsearch.components._sampler import Sampler
 from fedsearch.components._strategy import Channel, ClientUpdate, ServerRound, Strategy
 
 COMPONENT_KINDS: dict[str, type[Component]] = {
     base.kind: base
-    for base in (Compressor, Architecture, Dataset, Partitioner, Strategy, Codec, Sampler)
+    for base in (
+        Compressor,
+        Architecture,
+        Dataset,
+        Partitioner,
+        Strategy,
+        Codec,
+        Sampler,
+        Objective,
+    )
 }
 """Every component kind, by its name."""
 
@@ -44,14 +55,15 @@ __all__ = [
     "ComponentParams",
     "CompressionContext",
     "Compressor",
-    "ConstraintsFunc",
     "Dataset",
     "DatasetSplits",
     "NoParams",
+    "Objective",
     "Partitioner",
     "Sampler",
     "SearchChoices",
     "SearchHint",
+    "SearchPerLayer",
     "SearchRange",
     "ServerRound",
     "Stage",

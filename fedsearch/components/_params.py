@@ -51,12 +51,33 @@ class SearchChoices:
     values: Sequence[Any]
 
 
-SearchHint = SearchRange | SearchChoices
+@dataclass(frozen=True)
+class SearchPerLayer:
+    """A per-layer-group dimension: one value per layer, as many layers as ``count`` says.
+
+    Attach it to a list field; ``count`` names the integer field (declared
+    earlier in the model) that holds the number of layers. Each layer gets its
+    own search dimension ``<name>.<i>`` over ``values``, sampled only when the
+    model has that many layers. Example::
+
+        depth: Annotated[int, Field(ge=1, le=4), SearchRange(1, 4)] = 2
+        widths: Annotated[list[int], SearchPerLayer(SearchChoices([16, 32, 64]), count="depth")]
+
+    Args:
+        values: The range or choices of one layer's value.
+        count: Name of the field holding the number of layers.
+    """
+
+    values: SearchRange | SearchChoices
+    count: str
+
+
+SearchHint = SearchRange | SearchChoices | SearchPerLayer
 
 
 def search_hint(params_model: type[BaseModel], field: str) -> SearchHint | None:
     """Return the search hint declared on ``field`` of ``params_model``, if any."""
     for item in params_model.model_fields[field].metadata:
-        if isinstance(item, SearchRange | SearchChoices):
+        if isinstance(item, SearchRange | SearchChoices | SearchPerLayer):
             return item
     return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -61,8 +61,17 @@ class Channel(ABC):
         """How many clients exist."""
 
     @abstractmethod
-    def train(self, client_ids: Sequence[int], weights: Weights) -> list[ClientUpdate]:
-        """Send ``weights`` to the clients, train them locally, return their updates."""
+    def train(
+        self,
+        client_ids: Sequence[int],
+        weights: Weights,
+        config: Mapping[str, float] | None = None,
+    ) -> list[ClientUpdate]:
+        """Send ``weights`` to the clients, train them locally, return their updates.
+
+        ``config`` carries the strategy's local-training settings (see
+        ``Strategy.fit_config``), such as FedProx's ``proximal_mu``.
+        """
 
 
 class Strategy(Component):
@@ -71,8 +80,9 @@ class Strategy(Component):
     Call order, once per round, driven by the simulation through ``run_round``:
 
     1. ``select_clients``: which clients take part (uniform sampling by default);
-    2. ``channel.train``: the channel delivers the weights and returns decoded updates;
-    3. ``aggregate``: the new global weights.
+    2. ``fit_config``: local-training settings sent along (none by default);
+    3. ``channel.train``: the channel delivers the weights and returns decoded updates;
+    4. ``aggregate``: the new global weights.
 
     Required: ``aggregate``. Strategies never touch clients or count bytes.
     """
@@ -82,8 +92,12 @@ class Strategy(Component):
     def run_round(self, channel: Channel, weights: Weights, server_round: ServerRound) -> Weights:
         """Run one round and return the new global weights."""
         client_ids = self.select_clients(channel.num_clients, server_round)
-        updates = channel.train(client_ids, weights)
+        updates = channel.train(client_ids, weights, self.fit_config(server_round))
         return self.aggregate(weights, updates, server_round)
+
+    def fit_config(self, server_round: ServerRound) -> dict[str, float]:
+        """Local-training settings for this round's clients, e.g. ``{"proximal_mu": 0.01}``."""
+        return {}
 
     def select_clients(self, num_clients: int, server_round: ServerRound) -> list[int]:
         """Sample ``max(1, round(fraction * num_clients))`` clients, without replacement."""

@@ -6,6 +6,7 @@ from fedsearch.config._loading import load_search_space_config, load_study_confi
 from fedsearch.config._models import (
     DEFAULT_OUTPUT_DIR,
     ComponentRef,
+    ConstraintsConfig,
     DatasetConfig,
     DimensionConfig,
     FederationConfig,
@@ -19,6 +20,7 @@ from fedsearch.config._models import (
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "ComponentRef",
+    "ConstraintsConfig",
     "DatasetConfig",
     "DimensionConfig",
     "FederationConfig",

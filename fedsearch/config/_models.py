@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +30,15 @@ class DatasetConfig(ComponentRef):
     val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
 
 
+class EarlyAbortConfig(StrictModel):
+    """Stop hopeless trials: validation accuracy below a floor after a round prunes the trial."""
+
+    after_round: int = Field(ge=1)
+    """First round whose validation accuracy is checked (the first evaluated one from it on)."""
+    min_accuracy: float = Field(ge=0.0, le=1.0)
+    """Trials whose validation accuracy is below this are stopped and recorded as pruned."""
+
+
 class FederationConfig(StrictModel):
     """The federated simulation every trial (and the teacher) runs in."""
 
@@ -40,6 +49,9 @@ class FederationConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
     eval_every: int = Field(1, ge=1)
+    execution: Literal["auto", "sequential", "vectorized"] = "auto"
+    """How a round's clients train: ``auto`` vectorizes models without convolutions."""
+    early_abort: EarlyAbortConfig | None = None
     partition: ComponentRef = ComponentRef(name="iid")
     strategy: ComponentRef = ComponentRef(name="fedavg")
     uplink_codec: ComponentRef = ComponentRef(name="float32")
@@ -98,13 +110,27 @@ class SearchSpaceConfig(StrictModel):
     dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
 
 
+class ConstraintsConfig(StrictModel):
+    """Hard limits: trials that break one are marked infeasible and kept off the Pareto front."""
+
+    max_model_bytes: int | None = Field(None, gt=0)
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    max_comm_bytes: int | None = Field(None, gt=0)
+
+
 class SearchConfig(StrictModel):
-    """How the study searches."""
+    """How the study searches.
+
+    ``objectives`` enables extra objectives (``[{ name = "flops" }]``) after
+    the three built in; ``constraints`` sets hard limits.
+    """
 
     space: str = DEFAULT_SEARCH_SPACE
     n_trials: int = Field(30, ge=1)
     timeout: float | None = Field(None, gt=0)
     sampler: ComponentRef = ComponentRef(name="nsga2")
+    objectives: list[ComponentRef] = Field(default_factory=list)
+    constraints: ConstraintsConfig = ConstraintsConfig()
     slots: dict[str, list[str]] = Field(default_factory=dict)
     dimensions: dict[str, DimensionConfig] = Field(default_factory=dict)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedsearch.federated._channel import SimulatedChannel, TrafficCounter
 from fedsearch.federated._data import FederatedData, prepare_federated_data
+from fedsearch.federated._functional import model_weights, proximal_term, transformed
 from fedsearch.federated._simulation import (
     FederatedRun,
     RoundCallback,
@@ -12,14 +13,16 @@ from fedsearch.federated._simulation import (
     run_federated,
 )
 from fedsearch.federated._training import (
+    Execution,
     LocalTrainer,
     accuracy,
-    model_weights,
+    choose_execution,
+    intra_op_threads,
     predict_logits,
-    transformed,
 )
 
 __all__ = [
+    "Execution",
     "FederatedData",
     "FederatedRun",
     "LocalTrainer",
@@ -29,9 +32,12 @@ __all__ = [
     "SimulationResult",
     "TrafficCounter",
     "accuracy",
+    "choose_execution",
+    "intra_op_threads",
     "model_weights",
     "predict_logits",
     "prepare_federated_data",
+    "proximal_term",
     "run_federated",
     "transformed",
 ]

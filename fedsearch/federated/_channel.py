@@ -66,23 +66,36 @@ class SimulatedChannel(Channel):
         """How many clients exist."""
         return len(self.client_indices)
 
-    def train(self, client_ids: Sequence[int], weights: Weights) -> list[ClientUpdate]:
-        """Broadcast ``weights`` to ``client_ids``, train each, return their decoded updates."""
+    def train(
+        self,
+        client_ids: Sequence[int],
+        weights: Weights,
+        config: Mapping[str, float] | None = None,
+    ) -> list[ClientUpdate]:
+        """Broadcast ``weights`` to ``client_ids``, train them, return their decoded updates.
+
+        The trainer runs the round's clients (one after another or vectorized);
+        every payload is still encoded, counted and decoded here, one per client.
+        """
         payload = self.downlink_codec.encode(weights)
         self.traffic.downlink += len(payload) * len(client_ids)
         received = self.downlink_codec.decode(payload, like=weights)
-        updates = []
         for client_id in client_ids:
             self._send_one_time_downloads(client_id)
-            indices = self.client_indices[client_id]
-            local, loss = self.trainer.train(received, indices)
+        trained = self.trainer.train_clients(
+            received,
+            [self.client_indices[client_id] for client_id in client_ids],
+            proximal_mu=float((config or {}).get("proximal_mu", 0.0)),
+        )
+        updates = []
+        for client_id, (local, loss) in zip(client_ids, trained, strict=True):
             delta = {name: local[name] - received[name] for name in received}
             uplink = self.uplink_codec.encode(delta)
             self.traffic.uplink += len(uplink)
             updates.append(
                 ClientUpdate(
                     client_id=client_id,
-                    num_examples=len(indices),
+                    num_examples=len(self.client_indices[client_id]),
                     delta=self.uplink_codec.decode(uplink, like=delta),
                     metrics={"train_loss": loss},
                 )

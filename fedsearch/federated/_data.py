@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
 from fedsearch.components import DatasetSplits, Partitioner
+
+LABEL_COUNTS_LIMIT = 20_000
+"""Largest clients x classes table kept in the partition summary."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +45,41 @@ class FederatedData:
         """Shape of one example."""
         return tuple(self.train_inputs.shape[1:])
 
-    def partition_summary(self) -> dict[str, float | int]:
-        """Sizes and label spread of the clients, for the record."""
+    def partition_summary(self) -> dict[str, Any]:
+        """Sizes and label spread of the clients, for the record.
+
+        Per-client label counts are included while they stay small (at most
+        ``LABEL_COUNTS_LIMIT`` numbers); the summary figures always are.
+        """
         sizes = np.array([len(indices) for indices in self.client_indices])
-        labels = self.train_labels.numpy()
-        classes = [len(np.unique(labels[indices])) for indices in self.client_indices]
-        return {
+        counts = self.label_counts()
+        present = (counts > 0).sum(axis=1)
+        shares = counts / np.maximum(sizes[:, None], 1)
+        summary: dict[str, Any] = {
             "clients": len(sizes),
+            "examples": int(sizes.sum()),
             "min_examples": int(sizes.min()),
             "max_examples": int(sizes.max()),
-            "mean_classes_per_client": float(np.mean(classes)),
+            "mean_examples": float(sizes.mean()),
+            "std_examples": float(sizes.std()),
+            "mean_classes_per_client": float(np.mean(present)),
+            "min_classes_per_client": int(present.min()),
+            "max_classes_per_client": int(present.max()),
+            "mean_top_label_share": float(shares.max(axis=1).mean()),
         }
+        if counts.size <= LABEL_COUNTS_LIMIT:
+            summary["label_counts"] = counts.tolist()
+        return summary
+
+    def label_counts(self) -> np.ndarray:
+        """Examples of each class held by each client, shape ``(clients, classes)``."""
+        labels = self.train_labels.numpy()
+        return np.stack(
+            [
+                np.bincount(labels[indices], minlength=self.num_classes)
+                for indices in self.client_indices
+            ]
+        )
 
 
 def prepare_federated_data(
@@ -62,11 +90,16 @@ def prepare_federated_data(
     num_clients: int,
     seed: int,
 ) -> FederatedData:
-    """Carve a stratified validation split, then partition the rest among clients."""
+    """Carve a validation split, then partition the rest among clients.
+
+    The split is stratified by label unless some class has a single example.
+    """
     labels = splits.train_labels.numpy()
     positions = np.arange(len(labels))
+    class_sizes = np.bincount(labels)
+    stratify = labels if class_sizes[class_sizes > 0].min() >= 2 else None
     train_pos, val_pos = train_test_split(
-        positions, test_size=val_fraction, random_state=seed, stratify=labels
+        positions, test_size=val_fraction, random_state=seed, stratify=stratify
     )
     train_pos, val_pos = np.sort(train_pos), np.sort(val_pos)
     groups = splits.train_groups[train_pos] if splits.train_groups is not None else None

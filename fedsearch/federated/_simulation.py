@@ -13,7 +13,8 @@ from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weigh
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
 from fedsearch.federated._data import FederatedData
-from fedsearch.federated._training import LocalTrainer, accuracy, model_weights, transformed
+from fedsearch.federated._functional import model_weights, transformed
+from fedsearch.federated._training import LocalTrainer, accuracy
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class RoundRecord:
     train_loss: float
     downlink_bytes: int
     uplink_bytes: int
+    execution: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def run_federated(
         batch_size=federation.batch_size,
         learning_rate=learning_rate or federation.learning_rate,
         generator=generator,
+        execution=federation.execution,
     )
     channel = SimulatedChannel(
         trainer,
@@ -124,6 +127,7 @@ def run_federated(
             train_loss=channel.last_round_loss,
             downlink_bytes=channel.traffic.downlink - before[0],
             uplink_bytes=channel.traffic.uplink - before[1],
+            execution=trainer.last_execution,
         )
         history.append(record)
         if on_round is not None:

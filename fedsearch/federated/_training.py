@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -12,28 +16,91 @@ from torch.nn import functional as F
 
 from fedsearch._errors import DivergenceError
 from fedsearch.components import Batch, Compressor, Weights
+from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch.federated._vectorized import train_vectorized
 
 EVAL_BATCH_SIZE = 2048
 
 
-def model_weights(model: nn.Module) -> Weights:
-    """Detached copies of the model's parameters and buffers (its weights)."""
-    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+Execution = Literal["auto", "sequential", "vectorized"]
+"""How a round's clients are trained: chosen by rule, one after another, or all at once."""
 
 
-def transformed(weights: Weights, compressors: Sequence[Compressor]) -> Weights:
-    """The weights the forward pass sees after every compressor's transform."""
-    for compressor in compressors:
-        weights = compressor.transform_parameters(weights)
-    return weights
+VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
+"""Largest float32 stack of a round's client weights that ``auto`` vectorizes."""
+
+
+def choose_execution(
+    model: nn.Module,
+    requested: Execution,
+    num_clients: int,
+    compressors: Sequence[Compressor] = (),
+) -> str:
+    """The execution path for a round of ``num_clients`` clients.
+
+    ``auto`` trains the clients together with ``torch.func.vmap`` when there
+    are at least two, the model has no convolution, and the stacked client
+    weights fit in ``VECTORIZE_MAX_STACKED_BYTES`` (2 MiB, about an L2 cache);
+    sequentially otherwise. The rule comes from measurements on CPU (see
+    RESULTS.md): vectorizing pays for small MLPs, whose steps are dominated
+    by per-step overhead, but not for MLPs like the 2NN (10 x 199k weights
+    stream through memory every step while one client's weights stay cached)
+    nor for CNNs (batched convolutions are slower than plain ones). It depends
+    only on the model and the round, so a trial stays deterministic. A
+    compressor with its own ``training_loss`` (distillation) also keeps
+    ``auto`` sequential: losses such as ``kl_div`` have no vmap batching rule
+    and fall back to a slow per-client loop.
+    """
+    if requested != "auto":
+        return requested
+    if num_clients < 2 or any(_changes_loss(compressor) for compressor in compressors):
+        return "sequential"
+    if any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules()):
+        return "sequential"
+    stacked = 4 * num_clients * sum(p.numel() for p in model.parameters())
+    return "vectorized" if stacked <= VECTORIZE_MAX_STACKED_BYTES else "sequential"
+
+
+SINGLE_THREAD_MAX_PARAMETERS = 100_000
+"""Models up to this size train with one intra-op thread (see ``intra_op_threads``)."""
+
+
+@contextlib.contextmanager
+def intra_op_threads(model: nn.Module) -> Iterator[None]:
+    """Train small models on one intra-op thread, restoring the setting afterwards.
+
+    The kernels of a small model's steps (a 32 x 64 by 64 x 128 matmul) are
+    too short to split across cores: waking the thread pool costs more than it
+    saves. Larger models keep torch's setting.
+    """
+    previous = torch.get_num_threads()
+    small = sum(p.numel() for p in model.parameters()) <= SINGLE_THREAD_MAX_PARAMETERS
+    if not small or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _changes_loss(compressor: Compressor) -> bool:
+    return type(compressor).training_loss is not Compressor.training_loss
 
 
 class LocalTrainer:
-    """Runs local SGD for any client on one shared model and one copy of the data.
+    """Runs local SGD for the clients of a round on one shared model and one copy of the data.
+
+    Clients hold index arrays only; their examples are gathered from the shared
+    tensors batch by batch. A round's clients are trained one after another
+    (``sequential``) or together with ``torch.func.vmap`` over stacked client
+    weights (``vectorized``); both give the same weights within float tolerance
+    and draw the same shuffles from ``generator``.
 
     Args:
-        model: The model architecture; its own tensors are never trained, the
-            trainer passes weights explicitly with ``torch.func.functional_call``.
+        model: The model architecture; the trainer never changes its tensors
+            (it trains a private copy, or passes weights to ``functional_call``).
         inputs: All training examples (shared by every client).
         labels: Their labels.
         compressors: Compressors of the trial, in stage order.
@@ -41,6 +108,7 @@ class LocalTrainer:
         batch_size: Examples per step.
         learning_rate: SGD step size.
         generator: Source of shuffling randomness.
+        execution: ``auto``, ``sequential`` or ``vectorized``.
     """
 
     def __init__(
@@ -54,6 +122,7 @@ class LocalTrainer:
         batch_size: int,
         learning_rate: float,
         generator: torch.Generator,
+        execution: Execution = "auto",
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -63,48 +132,100 @@ class LocalTrainer:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.generator = generator
-        self._trainable = {name for name, _ in model.named_parameters()}
+        self.execution = execution
+        self.trainable = [name for name, _ in model.named_parameters()]
+        self._work_model: nn.Module | None = None
+        self.last_execution = ""
 
     def train(self, weights: Weights, indices: np.ndarray) -> tuple[Weights, float]:
-        """Train from ``weights`` on the examples at ``indices``.
+        """Train one client from ``weights`` on the examples at ``indices``.
 
         Returns:
             The new weights and the mean training loss.
         """
-        local = {
-            name: tensor.detach().clone().requires_grad_(name in self._trainable)
-            for name, tensor in weights.items()
-        }
-        trainable = [local[name] for name in local if name in self._trainable]
-        client_positions = torch.from_numpy(indices)
-        self.model.train()
-        losses = []
-        for _ in range(self.local_epochs):
-            order = client_positions[torch.randperm(len(indices), generator=self.generator)]
-            for batch_positions in order.split(self.batch_size):
-                batch = Batch(
-                    self.inputs[batch_positions], self.labels[batch_positions], batch_positions
-                )
-                loss = self._loss(local, batch)
-                if not torch.isfinite(loss):
-                    raise DivergenceError(
-                        f"training loss is {loss.item()} (learning rate {self.learning_rate}); "
-                        "lower the learning rate or narrow the search ranges"
-                    )
-                gradients = torch.autograd.grad(loss, trainable)
-                with torch.no_grad():
-                    torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
-                losses.append(loss.item())
-        return {name: tensor.detach() for name, tensor in local.items()}, float(np.mean(losses))
+        return self.train_clients(weights, [indices])[0]
 
-    def _loss(self, weights: Weights, batch: Batch) -> torch.Tensor:
-        logits = functional_call(
-            self.model, transformed(weights, self.compressors), (batch.inputs,)
+    def train_clients(
+        self, weights: Weights, client_indices: Sequence[np.ndarray], *, proximal_mu: float = 0.0
+    ) -> list[tuple[Weights, float]]:
+        """Train each client from ``weights``; return its new weights and mean loss, in order.
+
+        Args:
+            weights: The global weights every client starts from.
+            client_indices: Per client, its training-example indices.
+            proximal_mu: FedProx coefficient of ``mu / 2 * ||w - weights||^2``.
+        """
+        orders = [self._batches(indices) for indices in client_indices]
+        self.last_execution = choose_execution(
+            self.model, self.execution, len(orders), self.compressors
         )
-        loss = F.cross_entropy(logits, batch.targets)
-        for compressor in self.compressors:
-            loss = compressor.training_loss(loss, logits, batch)
-        return loss
+        self.model.train()
+        with intra_op_threads(self.model):
+            if self.last_execution == "vectorized":
+                results = train_vectorized(self, weights, orders, proximal_mu)
+            else:
+                results = [self._train_one(weights, batches, proximal_mu) for batches in orders]
+        for _, mean_loss in results:
+            if not math.isfinite(mean_loss):
+                raise DivergenceError(
+                    f"training loss is {mean_loss} (learning rate {self.learning_rate}); "
+                    "lower the learning rate or narrow the search ranges"
+                )
+        return results
+
+    def _batches(self, indices: np.ndarray) -> list[torch.Tensor]:
+        positions = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        batches: list[torch.Tensor] = []
+        for _ in range(self.local_epochs):
+            order = positions[torch.randperm(len(positions), generator=self.generator)]
+            batches += order.split(self.batch_size)
+        return batches
+
+    def _train_one(
+        self, weights: Weights, batches: list[torch.Tensor], proximal_mu: float
+    ) -> tuple[Weights, float]:
+        if self.compressors:
+            local = {
+                name: tensor.detach().clone().requires_grad_(name in self.trainable)
+                for name, tensor in weights.items()
+            }
+            trainable = [local[name] for name in self.trainable]
+            forward = lambda x: functional_call(  # noqa: E731
+                self.model, transformed(local, self.compressors), (x,)
+            )
+        else:
+            model = self._loaded_work_model(weights)
+            trainable = list(model.parameters())
+            forward = model
+        anchors = [weights[name] for name in self.trainable]
+        loss_sum = torch.zeros(())
+        for positions in batches:
+            batch = Batch(self.inputs[positions], self.labels[positions], positions)
+            logits = forward(batch.inputs)
+            loss = F.cross_entropy(logits, batch.targets)
+            for compressor in self.compressors:
+                loss = compressor.training_loss(loss, logits, batch)
+            objective = (
+                loss + proximal_term(trainable, anchors, proximal_mu) if proximal_mu else loss
+            )
+            gradients = torch.autograd.grad(objective, trainable)
+            with torch.no_grad():
+                torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
+            loss_sum += loss.detach()
+        if self.compressors:
+            result = {name: tensor.detach() for name, tensor in local.items()}
+        else:
+            result = model_weights(model)
+        return result, float(loss_sum) / max(len(batches), 1)
+
+    def _loaded_work_model(self, weights: Weights) -> nn.Module:
+        if self._work_model is None:
+            self._work_model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, tensor in self._work_model.state_dict(keep_vars=True).items():
+                tensor.copy_(weights[name])
+        self._work_model.train()
+        return self._work_model
 
 
 @torch.no_grad()

@@ -12,7 +12,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from fedsearch._errors import ConfigError, PluginError
-from fedsearch.components import COMPONENT_KINDS, STAGES, Component, ComponentParams, Compressor
+from fedsearch.components import (
+    COMPONENT_KINDS,
+    STAGES,
+    Component,
+    ComponentParams,
+    Compressor,
+    Objective,
+    SearchPerLayer,
+    search_hint,
+)
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -175,6 +184,10 @@ class Registrar:
         """Register a search sampler."""
         self._add("sampler", cls)
 
+    def objective(self, cls: type[Component]) -> None:
+        """Register an extra objective (FLOPs, latency, ...), enabled per study."""
+        self._add("objective", cls)
+
     def _add(self, kind: str, cls: type[Component]) -> None:
         _check_component_class(kind, cls, self._plugin)
         self._registry.add(cls, plugin=self._plugin, plugin_version=self._plugin_version)
@@ -208,12 +221,47 @@ def _check_component_class(kind: str, cls: Any, plugin: str) -> None:
             f"{what}: every field of `Params` needs a default ({error.errors()[0]['loc']})",
             plugin=plugin,
         ) from None
+    _check_per_layer_fields(cls, what, plugin)
+    if issubclass(cls, Objective):
+        metric = getattr(cls, "metric", None)
+        if not isinstance(metric, str) or not _NAME_PATTERN.match(metric):
+            raise PluginError(
+                f"{what}: set a class attribute `metric` of lowercase letters, digits and "
+                f"underscores (got {metric!r})",
+                plugin=plugin,
+            )
+        if cls.direction not in ("minimize", "maximize"):
+            raise PluginError(
+                f"{what}: `direction` must be 'minimize' or 'maximize' (got {cls.direction!r})",
+                plugin=plugin,
+            )
     if issubclass(cls, Compressor) and getattr(cls, "stage", None) not in STAGES:
         raise PluginError(
             f"{what}: set `stage` to one of {', '.join(STAGES)} "
             f"(got {getattr(cls, 'stage', None)!r})",
             plugin=plugin,
         )
+
+
+def _check_per_layer_fields(cls: type[Component], what: str, plugin: str) -> None:
+    fields = list(cls.Params.model_fields)
+    defaults = cls.Params()
+    for position, field in enumerate(fields):
+        hint = search_hint(cls.Params, field)
+        if not isinstance(hint, SearchPerLayer):
+            continue
+        if hint.count not in fields[:position] or not isinstance(
+            getattr(defaults, hint.count), int
+        ):
+            raise PluginError(
+                f"{what}: SearchPerLayer on {field!r} names count={hint.count!r}; it must be "
+                "an int field declared before it",
+                plugin=plugin,
+            )
+        if not isinstance(getattr(defaults, field), list):
+            raise PluginError(
+                f"{what}: SearchPerLayer field {field!r} must be a list", plugin=plugin
+            )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from fedsearch.search._objective import (
 )
 from fedsearch.search._pareto import (
     describe_selection,
+    infeasible_trials,
+    is_feasible,
     load_existing_study,
     pareto_rows,
     pareto_trials,
@@ -71,6 +73,8 @@ __all__ = [
     "describe_selection",
     "error_attributes",
     "evaluate_selection",
+    "infeasible_trials",
+    "is_feasible",
     "load_existing_study",
     "load_model",
     "load_or_train_teacher",

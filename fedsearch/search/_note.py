@@ -6,7 +6,7 @@ import json
 
 import optuna
 
-from fedsearch.search._resolve import OBJECTIVE_DIRECTIONS, OBJECTIVE_NAMES, ResolvedStudy
+from fedsearch.search._resolve import ResolvedStudy
 
 
 def study_note(study: ResolvedStudy) -> str:
@@ -22,7 +22,7 @@ def study_note(study: ResolvedStudy) -> str:
         "",
         *(
             f"- `{name}` ({direction})"
-            for name, direction in zip(OBJECTIVE_NAMES, OBJECTIVE_DIRECTIONS, strict=True)
+            for name, direction in zip(study.metric_names, study.directions, strict=True)
         ),
         "",
         "## Data and federation",

@@ -15,10 +15,12 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from fedsearch.artifact import ModelSpec, describe_artifact
 from fedsearch.components import Architecture, CompressionContext, Compressor, Teacher
+from fedsearch.config import ConstraintsConfig
 from fedsearch.federated import (
     FederatedData,
     FederatedRun,
     RoundCallback,
+    RoundRecord,
     SimulationResult,
     accuracy,
     prepare_federated_data,
@@ -73,6 +75,8 @@ class TrialOutcome:
     artifact: bytes
     simulation: SimulationResult
     parameters: int
+    model: torch.nn.Module
+    """The model decoded from ``artifact`` (the one the accuracies were measured on)."""
 
     @property
     def model_bytes(self) -> int:
@@ -133,6 +137,7 @@ def evaluate_selection(
         artifact=artifact,
         simulation=simulation,
         parameters=sum(parameter.numel() for parameter in model.parameters()),
+        model=decoded.eval(),
     )
 
 
@@ -159,8 +164,8 @@ class TrialObjective:
         self.progress = progress or ProgressReporter()
         self.worker = worker
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
-        """Run one trial and return (val_accuracy, model_bytes, comm_bytes).
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        """Run one trial; return (val_accuracy, model_bytes, comm_bytes, *extra objectives).
 
         An exception (or Ctrl-C) is recorded in the trial's user attributes
         (``error_type``, ``error``, ``traceback``) and raised again, so Optuna
@@ -177,18 +182,55 @@ class TrialObjective:
                 trial.set_user_attr(key, value)
             raise
 
-    def _run(self, trial: optuna.Trial) -> tuple[float, float, float]:
+    def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         started = time.perf_counter()
-        selection = self.runtime.study.space.suggest(trial)
+        study = self.runtime.study
+        selection = study.space.suggest(trial)
         trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
-        self.progress.trial_started(trial.number, self.runtime.study.config.federation.rounds)
-        outcome = evaluate_selection(self.runtime, selection, on_round=self.progress.round_finished)
+        self.progress.trial_started(trial.number, study.config.federation.rounds)
+        outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
         for key, value in trial_attributes(self.runtime, selection, outcome).items():
             trial.set_user_attr(key, value)
+        constraints = constraint_values(study.config.search.constraints, outcome)
+        for name, value in constraints.items():
+            trial.set_constraint(name, value)
+        trial.set_user_attr("constraints", constraints)
+        trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
+        extras = [
+            float(spec.build().measure(outcome.model, self.runtime.data.input_shape))
+            for spec in study.objectives
+        ]
         trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))
         trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
-        return outcome.val_accuracy, float(outcome.model_bytes), float(outcome.comm_bytes)
+        return (
+            outcome.val_accuracy,
+            float(outcome.model_bytes),
+            float(outcome.comm_bytes),
+            *extras,
+        )
+
+    def _round_callback(self, trial: optuna.Trial) -> RoundCallback:
+        """Reports progress and applies ``federation.early_abort`` after every round."""
+        rule = self.runtime.study.config.federation.early_abort
+        history: list[RoundRecord] = []
+
+        def on_round(record: RoundRecord) -> None:
+            self.progress.round_finished(record)
+            history.append(record)
+            accuracy_now = record.val_accuracy
+            if rule is None or accuracy_now is None or record.round < rule.after_round:
+                return
+            if accuracy_now < rule.min_accuracy:
+                trial.set_user_attr("pruned_at_round", record.round)
+                trial.set_user_attr("val_accuracy_history", [r.val_accuracy for r in history])
+                trial.set_user_attr("history", [r.__dict__ for r in history])
+                raise optuna.TrialPruned(
+                    f"validation accuracy {accuracy_now:.4f} < {rule.min_accuracy} after round "
+                    f"{record.round} (federation.early_abort)"
+                )
+
+        return on_round
 
     def _upload(self, trial: optuna.Trial, artifact: bytes) -> str:
         with tempfile.TemporaryDirectory() as folder:
@@ -200,6 +242,23 @@ class TrialObjective:
                 study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
+
+
+def constraint_values(limits: ConstraintsConfig, outcome: TrialOutcome) -> dict[str, float]:
+    """Optuna constraint values of the study's limits: feasible when <= 0.
+
+    Each is the relative overshoot (``model_bytes / max_model_bytes - 1``;
+    ``min_accuracy - val_accuracy`` for accuracy), so violations of different
+    limits are on comparable scales when samplers add them up.
+    """
+    values: dict[str, float] = {}
+    if limits.max_model_bytes is not None:
+        values["max_model_bytes"] = outcome.model_bytes / limits.max_model_bytes - 1.0
+    if limits.min_accuracy is not None:
+        values["min_accuracy"] = limits.min_accuracy - outcome.val_accuracy
+    if limits.max_comm_bytes is not None:
+        values["max_comm_bytes"] = outcome.comm_bytes / limits.max_comm_bytes - 1.0
+    return values
 
 
 def trial_attributes(
@@ -244,6 +303,11 @@ def trial_attributes(
         "selection": slots,
         "summary": describe_selection(slots),
         "plugins": plugins,
+        "partition": {
+            "name": runtime.study.partitioner.name,
+            "params": runtime.study.partitioner.params.model_dump(mode="json"),
+            **runtime.data.partition_summary(),
+        },
     }
     if runtime.teacher is not None:
         attributes["teacher_val_accuracy"] = runtime.teacher.val_accuracy

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from fedsearch._errors import ConfigError
 from fedsearch.search._resolve import OBJECTIVE_NAMES
@@ -25,9 +26,25 @@ def load_existing_study(storage: str, study_name: str) -> optuna.Study:
         ) from None
 
 
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial meets the study's constraints (all constraint values <= 0)."""
+    return all(value <= 0 for value in trial.constraints.values())
+
+
 def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Non-dominated COMPLETE trials, smallest model first."""
-    return sorted(study.best_trials, key=lambda trial: (trial.values[1], -trial.values[0]))
+    """The feasible Pareto front: COMPLETE trials that meet every constraint and that no
+    other such trial dominates, smallest model first."""
+    front = [trial for trial in study.best_trials if is_feasible(trial)]
+    return sorted(front, key=lambda trial: (trial.values[1], -trial.values[0]))
+
+
+def infeasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """COMPLETE trials that break a constraint (kept off the Pareto front)."""
+    return [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not is_feasible(trial)
+    ]
 
 
 def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:

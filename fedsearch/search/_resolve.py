@@ -38,6 +38,18 @@ class ResolvedStudy:
     teacher_architecture: ComponentSpec | None
     storage_url: str
     study_name: str
+    objectives: tuple[ComponentSpec, ...] = ()
+    """Extra objectives enabled by the study, after the three built in."""
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of every objective, in Optuna's order."""
+        return [*OBJECTIVE_NAMES, *(spec.cls.metric for spec in self.objectives)]
+
+    @property
+    def directions(self) -> list[str]:
+        """Direction of every objective, in Optuna's order."""
+        return [*OBJECTIVE_DIRECTIONS, *(spec.cls.direction for spec in self.objectives)]
 
     @property
     def output_dir(self) -> Path:
@@ -84,6 +96,17 @@ def resolve_study(
     def spec(kind: str, ref: object, field: str) -> ComponentSpec:
         return registry.spec(kind, ref.name, ref.params, source=source, field=field)
 
+    objectives = tuple(
+        spec("objective", ref, f"search.objectives[{index}]")
+        for index, ref in enumerate(config.search.objectives)
+    )
+    metrics = [*OBJECTIVE_NAMES, *(objective.cls.metric for objective in objectives)]
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(
+            f"objectives must be different; got {', '.join(metrics)}",
+            source=source,
+            field="search.objectives",
+        )
     teacher = None
     if config.teacher is not None:
         teacher = spec("architecture", config.teacher.architecture, "teacher.architecture")
@@ -107,6 +130,7 @@ def resolve_study(
         teacher_architecture=teacher,
         storage_url=storage or config.storage or default_storage_url(config.output_dir),
         study_name=study_name or config.name,
+        objectives=objectives,
     )
 
 

@@ -16,7 +16,14 @@ from optuna.distributions import (
 )
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import STAGES, Component, SearchChoices, SearchRange, search_hint
+from fedsearch.components import (
+    STAGES,
+    Component,
+    SearchChoices,
+    SearchPerLayer,
+    SearchRange,
+    search_hint,
+)
 from fedsearch.config import DimensionConfig
 from fedsearch.host import ComponentRegistry, validate_params
 
@@ -35,11 +42,21 @@ class Dimension:
     field: str
     distribution: BaseDistribution | None
     value: Any = None
+    per_layer: str | None = None
+    """For a per-layer-group dimension, the field holding the number of layers."""
 
     @property
     def name(self) -> str:
-        """Qualified name, also the Optuna param name: ``prune.magnitude.sparsity``."""
+        """Qualified name, also the Optuna param name: ``prune.magnitude.sparsity``.
+
+        A per-layer-group dimension has one Optuna param per layer, named
+        ``<name>.<layer index>`` (``architecture.mlp.widths.0``).
+        """
         return f"{self.slot}.{self.component}.{self.field}"
+
+    def layer_name(self, index: int) -> str:
+        """Optuna param name of one layer of a per-layer-group dimension."""
+        return f"{self.name}.{index}"
 
     def describe(self) -> str:
         """Human-readable range, choices or fixed value."""
@@ -110,15 +127,7 @@ class SearchSpace:
             for name in resolved_slots[slot]:
                 if name != NONE:
                     component = registry.get(_kind(slot), name).cls
-                    dimensions[slot, name] = [
-                        _dimension(
-                            slot,
-                            component,
-                            field_name,
-                            overrides.get(f"{slot}.{name}.{field_name}"),
-                        )
-                        for field_name in component.Params.model_fields
-                    ]
+                    dimensions[slot, name] = _component_dimensions(slot, component, overrides)
         if ARCHITECTURE_SLOT not in resolved_slots:
             raise ConfigError(
                 'no student families to search; add slots.architecture = ["mlp", ...]',
@@ -140,7 +149,15 @@ class SearchSpace:
             )
             if name == NONE:
                 continue
-            params = {dim.field: _suggest(trial, dim) for dim in self.dimensions[slot, name]}
+            params: dict[str, Any] = {}
+            for dim in self.dimensions[slot, name]:
+                if dim.per_layer is None:
+                    params[dim.field] = _suggest(trial, dim, dim.name)
+                else:
+                    count = int(params[dim.per_layer])
+                    params[dim.field] = [
+                        _suggest(trial, dim, dim.layer_name(index)) for index in range(count)
+                    ]
             chosen[slot] = ComponentChoice(name, params)
         architecture = chosen.pop(ARCHITECTURE_SLOT)
         return Selection(architecture, chosen)
@@ -152,10 +169,15 @@ class SearchSpace:
             rows.append((slot, "always", "choices " + ", ".join(candidates)))
             for name in candidates:
                 condition = f"{slot} == {name!r}" if len(candidates) > 1 else "always"
-                rows.extend(
-                    (dim.name, condition, dim.describe())
-                    for dim in self.dimensions.get((slot, name), [])
-                )
+                for dim in self.dimensions.get((slot, name), []):
+                    if dim.per_layer is None:
+                        rows.append((dim.name, condition, dim.describe()))
+                        continue
+                    count = f"{slot}.{name}.{dim.per_layer}"
+                    layer_condition = f"i < {count}"
+                    if condition != "always":
+                        layer_condition = f"{condition} and {layer_condition}"
+                    rows.append((dim.name + ".<i>", layer_condition, dim.describe()))
         return rows
 
 
@@ -194,46 +216,68 @@ def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[
     return names
 
 
+def _component_dimensions(
+    slot: str, component: type[Component], overrides: Mapping[str, Sourced]
+) -> list[Dimension]:
+    dimensions = []
+    for field_name in component.Params.model_fields:
+        hint = search_hint(component.Params, field_name)
+        count = hint.count if isinstance(hint, SearchPerLayer) else None
+        override = overrides.get(f"{slot}.{component.name}.{field_name}")
+        dimensions.append(_dimension(slot, component, field_name, override, count))
+    return dimensions
+
+
 def _dimension(
-    slot: str, component: type[Component], field_name: str, override: Sourced | None
+    slot: str,
+    component: type[Component],
+    field_name: str,
+    override: Sourced | None,
+    per_layer: str | None,
 ) -> Dimension:
     default = getattr(component.Params(), field_name)
+    if per_layer is not None:
+        default = default[0] if default else None
     if override is None:
-        return _from_hint(slot, component, field_name, default)
+        return _from_hint(slot, component, field_name, default, per_layer)
     config: DimensionConfig = override.value
     where = f"dimensions.{slot}.{component.name}"
 
     def check(value: Any) -> Any:
+        if per_layer is None:
+            params = validate_params(
+                component, {field_name: value}, source=override.source, field=where
+            )
+            return getattr(params, field_name)
         params = validate_params(
-            component, {field_name: value}, source=override.source, field=where
+            component, {per_layer: 1, field_name: [value]}, source=override.source, field=where
         )
-        return getattr(params, field_name)
+        return getattr(params, field_name)[0]
+
+    def make(distribution: BaseDistribution | None, value: Any = None) -> Dimension:
+        return Dimension(slot, component.name, field_name, distribution, value, per_layer)
 
     if "value" in config.model_fields_set:
-        return Dimension(slot, component.name, field_name, None, check(config.value))
+        return make(None, check(config.value))
     if config.choices is not None:
-        values = [check(choice) for choice in config.choices]
-        return Dimension(slot, component.name, field_name, CategoricalDistribution(values))
+        return make(CategoricalDistribution([check(choice) for choice in config.choices]))
     low, high = check(config.low), check(config.high)
-    return Dimension(
-        slot, component.name, field_name, _range(low, high, config.step, config.log, default)
-    )
+    return make(_range(low, high, config.step, config.log, default))
 
 
-def _from_hint(slot: str, component: type[Component], field_name: str, default: Any) -> Dimension:
+def _from_hint(
+    slot: str, component: type[Component], field_name: str, default: Any, per_layer: str | None
+) -> Dimension:
     hint = search_hint(component.Params, field_name)
+    if isinstance(hint, SearchPerLayer):
+        hint = hint.values
+    distribution = None
     if isinstance(hint, SearchChoices):
-        return Dimension(
-            slot, component.name, field_name, CategoricalDistribution(list(hint.values))
-        )
-    if isinstance(hint, SearchRange):
-        return Dimension(
-            slot,
-            component.name,
-            field_name,
-            _range(hint.low, hint.high, hint.step, hint.log, default),
-        )
-    return Dimension(slot, component.name, field_name, None, default)
+        distribution = CategoricalDistribution(list(hint.values))
+    elif isinstance(hint, SearchRange):
+        distribution = _range(hint.low, hint.high, hint.step, hint.log, default)
+    value = None if distribution is not None else default
+    return Dimension(slot, component.name, field_name, distribution, value, per_layer)
 
 
 def _range(low: Any, high: Any, step: float | None, log: bool, default: Any) -> BaseDistribution:
@@ -242,15 +286,15 @@ def _range(low: Any, high: Any, step: float | None, log: bool, default: Any) -> 
     return FloatDistribution(float(low), float(high), log=log, step=None if log else step)
 
 
-def _suggest(trial: optuna.Trial, dim: Dimension) -> Any:
+def _suggest(trial: optuna.Trial, dim: Dimension, name: str) -> Any:
     dist = dim.distribution
     if dist is None:
         return dim.value
     if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(dim.name, list(dist.choices))
+        return trial.suggest_categorical(name, list(dist.choices))
     if isinstance(dist, IntDistribution):
-        return trial.suggest_int(dim.name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(dim.name, dist.low, dist.high, step=dist.step, log=dist.log)
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 def _check_overrides_used(

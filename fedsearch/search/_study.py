@@ -18,7 +18,7 @@ from fedsearch._errors import ConfigError, TrialFailuresError
 from fedsearch.search._note import save_study_note
 from fedsearch.search._objective import StudyRuntime, TrialObjective, prepare_data
 from fedsearch.search._progress import ProgressReporter
-from fedsearch.search._resolve import OBJECTIVE_DIRECTIONS, OBJECTIVE_NAMES, ResolvedStudy
+from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.search._teacher import load_or_train_teacher
 from fedsearch.search._workers import (
     FINISHED_STATES,
@@ -51,7 +51,7 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
     factory = study.sampler.build().create
     sampler = TrialSeededSampler(lambda seed: factory(seed=seed), study.config.seed)
     with StorageLock(study.storage_url, f"fedsearch-create-{study.study_name}"):
-        existing = _existing_fingerprint(storage, study.study_name)
+        existing = _existing_fingerprint(storage, study.study_name, study.directions)
         if existing is not None and existing != study.fingerprint():
             raise ConfigError(
                 f"study {study.study_name!r} in {study.storage_url} was created from a "
@@ -61,7 +61,7 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
         optuna_study = optuna.create_study(
             storage=storage,
             study_name=study.study_name,
-            directions=list(OBJECTIVE_DIRECTIONS),
+            directions=study.directions,
             sampler=sampler,
             load_if_exists=True,
         )
@@ -73,22 +73,24 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
 def _describe_new_study(study: ResolvedStudy, optuna_study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna_study.set_metric_names(list(OBJECTIVE_NAMES))
+        optuna_study.set_metric_names(study.metric_names)
     optuna_study.set_user_attr("config", json.loads(study.config.model_dump_json()))
     optuna_study.set_user_attr("artifact_dir", str(artifact_dir(study).resolve()))
     save_study_note(study, optuna_study)
     optuna_study.set_user_attr("fingerprint", study.fingerprint())  # last: marks it complete
 
 
-def _existing_fingerprint(storage: optuna.storages.BaseStorage, name: str) -> str | None:
+def _existing_fingerprint(
+    storage: optuna.storages.BaseStorage, name: str, expected: list[str]
+) -> str | None:
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
     directions = [d.name.lower() for d in storage.get_study_directions(study_id)]
-    if directions != list(OBJECTIVE_DIRECTIONS):
+    if directions != expected:
         raise ConfigError(
-            f"study {name!r} exists with objectives {directions}, not a fedsearch study; "
+            f"study {name!r} exists with objectives {directions}, not {expected}; "
             "pass another --study-name"
         )
     return storage.get_study_user_attrs(study_id).get("fingerprint", "")

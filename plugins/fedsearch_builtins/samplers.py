@@ -1,62 +1,125 @@
-"""Search strategies from Optuna: NSGA-II (default), TPE, random."""
+"""Search strategies: conditional-aware NSGA-II (default) and NSGA-III, TPE, GP, random, and
+regularized evolution."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import optuna
 from pydantic import Field
 
-from fedsearch import ComponentParams, ConstraintsFunc, Registrar, Sampler, hookimpl
+from fedsearch import ComponentParams, Registrar, Sampler, hookimpl
+from fedsearch_builtins._strategies import (
+    ConditionalNSGAIIISampler,
+    ConditionalNSGAIISampler,
+    RegularizedEvolutionSampler,
+    select_parent,
+)
+
+__all__ = [
+    "GP",
+    "NSGA2",
+    "NSGA3",
+    "TPE",
+    "ConditionalNSGAIIISampler",
+    "ConditionalNSGAIISampler",
+    "Random",
+    "RegularizedEvolution",
+    "RegularizedEvolutionSampler",
+    "fedsearch_register_components",
+    "select_parent",
+]
 
 
-class NSGA2Params(ComponentParams):
-    """Knobs of NSGA-II."""
+class GeneticParams(ComponentParams):
+    """Knobs of the genetic samplers."""
 
-    population_size: Annotated[int, Field(ge=2)] = 20
+    population_size: Annotated[int, Field(ge=2)] = 10
     mutation_prob: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    conditional_mutation_prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    """Chance that a conditional param (present only in some trials) is redrawn, not inherited."""
 
 
 class NSGA2(Sampler):
-    """Optuna's NSGA-II: the default multi-objective genetic search."""
+    """NSGA-II (Optuna's) that also evolves conditional params: the default search.
+
+    Params outside the space every trial shares (a family's widths, a
+    quantizer's bits) are inherited from the parent most like the child,
+    instead of drawn at random as stock Optuna does.
+    """
 
     name = "nsga2"
-    description = "NSGA-II genetic search (Optuna)"
-    Params = NSGA2Params
+    description = "NSGA-II genetic search, conditional-aware (Optuna)"
+    Params = GeneticParams
 
-    def create(
-        self, *, seed: int | None, constraints_func: ConstraintsFunc | None = None
-    ) -> optuna.samplers.BaseSampler:
-        """An ``NSGAIISampler`` with the configured population."""
-        return optuna.samplers.NSGAIISampler(
-            population_size=self.params.population_size,
-            mutation_prob=self.params.mutation_prob,
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``ConditionalNSGAIISampler`` with the configured population."""
+        params: GeneticParams = self.params
+        return ConditionalNSGAIISampler(
+            population_size=params.population_size,
+            mutation_prob=params.mutation_prob,
+            conditional_mutation_prob=params.conditional_mutation_prob,
             seed=seed,
-            constraints_func=constraints_func,
         )
 
 
-class TPEParams(ComponentParams):
-    """Knobs of TPE."""
+class NSGA3(Sampler):
+    """NSGA-III (Optuna's, reference-point based), conditional-aware like ``nsga2``."""
+
+    name = "nsga3"
+    description = "NSGA-III genetic search, conditional-aware (Optuna)"
+    Params = GeneticParams
+
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``ConditionalNSGAIIISampler`` with the configured population."""
+        params: GeneticParams = self.params
+        return ConditionalNSGAIIISampler(
+            population_size=params.population_size,
+            mutation_prob=params.mutation_prob,
+            conditional_mutation_prob=params.conditional_mutation_prob,
+            seed=seed,
+        )
+
+
+class StartupParams(ComponentParams):
+    """Knobs of the model-based samplers."""
 
     n_startup_trials: Annotated[int, Field(ge=0)] = 10
 
 
 class TPE(Sampler):
-    """Optuna's multi-objective Tree-structured Parzen Estimator."""
+    """Optuna's multi-objective Tree-structured Parzen Estimator (multivariate, grouped)."""
 
     name = "tpe"
     description = "Tree-structured Parzen Estimator (Optuna)"
-    Params = TPEParams
+    Params = StartupParams
 
-    def create(
-        self, *, seed: int | None, constraints_func: ConstraintsFunc | None = None
-    ) -> optuna.samplers.BaseSampler:
-        """A ``TPESampler``."""
-        return optuna.samplers.TPESampler(
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``TPESampler``; ``group`` lets it model conditional params jointly."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                n_startup_trials=self.params.n_startup_trials,
+                multivariate=True,
+                group=True,
+                seed=seed,
+            )
+
+
+class GP(Sampler):
+    """Optuna's Gaussian-process Bayesian optimisation (conditional params drawn at random)."""
+
+    name = "gp"
+    description = "Gaussian-process Bayesian optimisation (Optuna)"
+    Params = StartupParams
+
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``GPSampler``."""
+        return optuna.samplers.GPSampler(
             n_startup_trials=self.params.n_startup_trials,
             seed=seed,
-            constraints_func=constraints_func,
+            warn_independent_sampling=False,
         )
 
 
@@ -66,16 +129,37 @@ class Random(Sampler):
     name = "random"
     description = "uniform random search (Optuna)"
 
-    def create(
-        self, *, seed: int | None, constraints_func: ConstraintsFunc | None = None
-    ) -> optuna.samplers.BaseSampler:
-        """A ``RandomSampler`` (constraints do not steer it)."""
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``RandomSampler``."""
         return optuna.samplers.RandomSampler(seed=seed)
+
+
+class EvolutionParams(ComponentParams):
+    """Knobs of regularized evolution."""
+
+    population_size: Annotated[int, Field(ge=2)] = 10
+    sample_size: Annotated[int, Field(ge=1)] = 3
+
+
+class RegularizedEvolution(Sampler):
+    """Regularized (ageing) evolution, Real et al. 2019: tournament, mutate one, oldest dies."""
+
+    name = "evolution"
+    description = "regularized evolution (Real et al. 2019), multi-objective tournaments"
+    Params = EvolutionParams
+
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """A ``RegularizedEvolutionSampler``."""
+        params: EvolutionParams = self.params
+        return RegularizedEvolutionSampler(
+            population_size=params.population_size,
+            sample_size=min(params.sample_size, params.population_size),
+            seed=seed,
+        )
 
 
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
-    """Register the Optuna samplers."""
-    register.sampler(NSGA2)
-    register.sampler(TPE)
-    register.sampler(Random)
+    """Register the samplers."""
+    for sampler in (NSGA2, NSGA3, TPE, GP, Random, RegularizedEvolution):
+        register.sampler(sampler)

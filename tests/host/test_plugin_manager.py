@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import types
+from typing import Annotated
 
 import pytest
 import torch
 
 from fedsearch import (
     Architecture,
+    ComponentParams,
     Compressor,
+    Objective,
     PluginError,
+    SearchChoices,
+    SearchPerLayer,
     get_plugin_manager,
     get_registry,
     hookimpl,
@@ -22,6 +27,7 @@ BUILTIN_PLUGINS = {
     "builtin.codecs",
     "builtin.datasets",
     "builtin.distillation",
+    "builtin.objectives",
     "builtin.partitioners",
     "builtin.pruning",
     "builtin.quantization",
@@ -134,6 +140,29 @@ def test_compressor_needs_a_known_stage():
     with pytest.raises(
         PluginError, match="set `stage` to one of factorize, prune, quantize, distill"
     ):
+        get_registry(manager)
+
+
+def test_per_layer_dimension_needs_an_earlier_count_field():
+    class BadParams(ComponentParams):
+        widths: Annotated[list[int], SearchPerLayer(SearchChoices([8]), count="depth")] = [8]
+        depth: int = 1
+
+    bad = type("PerLayer", (Tiny,), {"name": "per_layer", "Params": BadParams})
+    manager = get_plugin_manager(extra_plugins=[plugin_module("layered", bad)])
+    with pytest.raises(PluginError, match="count='depth'; it must be an int field declared before"):
+        get_registry(manager)
+
+
+def test_objective_needs_a_metric_name():
+    class Nameless(Objective):
+        name = "nameless"
+
+        def measure(self, model, input_shape):
+            return 0.0
+
+    manager = get_plugin_manager(extra_plugins=[plugin_module("p", Nameless, kind="objective")])
+    with pytest.raises(PluginError, match="set a class attribute `metric`"):
         get_registry(manager)
 
 

@@ -36,6 +36,9 @@ def test_study_records_objectives_attributes_and_artifacts(tiny_study, registry,
         assert len(attrs["val_accuracy_history"]) == study.config.federation.rounds
         assert attrs["val_accuracy_history"][-1] is not None
         assert attrs["plugins"]["architecture.mlp"].startswith("builtin.architectures==")
+        partition = attrs["partition"]
+        assert partition["name"] == "iid" and partition["clients"] == 4
+        assert sum(map(sum, partition["label_counts"])) == partition["examples"]
         downloaded = tmp_path / f"{trial.number}.fsz"
         download_artifact(
             artifact_store=store, file_path=str(downloaded), artifact_id=attrs["artifact_id"]

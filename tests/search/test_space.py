@@ -31,7 +31,8 @@ def test_only_the_chosen_components_params_are_sampled(tmp_path, registry):
             if chosen == "none":
                 assert owned == set() and slot not in selection.compressors
         assert "architecture" not in params  # a single candidate is not a dimension
-        assert params["architecture.mlp.width"] in (16, 32)
+        assert params["architecture.mlp.widths.0"] in (16, 32)
+        assert "architecture.mlp.widths.1" not in params  # depth is fixed at 1
         assert "architecture.mlp.depth" not in params  # fixed value
         assert selection.architecture.params["depth"] == 1
     seen = {trial.params["quantize"] for trial in study.trials}

@@ -26,7 +26,7 @@ def runtime(tmp_path_factory, registry):
 
 def selection(*compressors: tuple[str, str, dict]) -> Selection:
     return Selection(
-        ComponentChoice("mlp", {"depth": 1, "width": 16, "widths": None}),
+        ComponentChoice("mlp", {"depth": 1, "widths": [16]}),
         {slot: ComponentChoice(name, params) for slot, name, params in compressors},
     )
 

@@ -1,0 +1,174 @@
+"""Search quality: hypervolume after N trials for each sampler, against random search.
+
+Run from the repository root:
+
+    python benchmarks/search_quality.py                  # 50 trials, seeds 0-4
+    python benchmarks/search_quality.py --seeds 3 --samplers nsga2 random
+
+The problem is quickstart-sized: the bundled digits, 10 clients, half of them
+per round, the default search space (three student families, pruning,
+quantization, distillation), with distillation's continuous knobs put on a
+grid and fewer rounds (10) so that the whole benchmark stays cheap. A trial's
+objectives depend only on its selection (the study seed is fixed), so every
+evaluation is cached on disk, keyed by the selection, and shared by all
+samplers and seeds: re-runs, and samplers that revisit a point, cost nothing.
+
+Hypervolume is measured in the space (1 - val_accuracy, log10 model_bytes,
+log10 comm_bytes), all minimised, against the fixed reference point
+(1.0, log10 128 KiB, log10 64 MiB); trials outside the box add nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume  # Optuna's own WFG implementation
+
+from fedsearch import get_registry, resolve_study
+from fedsearch.search import evaluate_selection, prepare_runtime
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "runs" / "benchmarks" / "search_quality_cache.json"
+REFERENCE = np.array([1.0, math.log10(128 * 1024), math.log10(64 * 1024 * 1024)])
+SAMPLERS = ["nsga2", "nsga3", "tpe", "gp", "evolution", "random"]
+STOCK_NSGA2 = "nsga2_stock"
+"""Optuna's NSGAIISampler as shipped (population 10), to show what conditional inheritance adds."""
+
+STUDY = f"""
+name = "search-quality"
+seed = 0
+output_dir = "{{output}}"
+
+[dataset]
+name = "digits"
+val_fraction = 0.15
+
+[federation]
+num_clients = 10
+rounds = 10
+fraction = 0.5
+local_epochs = 2
+batch_size = 16
+learning_rate = 0.3
+
+[teacher]
+architecture = {{{{ name = "mlp", params = {{{{ widths = [256, 256] }}}} }}}}
+rounds = 40
+
+[search]
+space = "{(REPO / "search_spaces" / "default.toml").as_posix()}"
+sampler = {{{{ name = "{{sampler}}" }}}}
+
+[search.dimensions]
+"distill.soft_target.temperature" = {{{{ choices = [1.0, 2.0, 4.0, 8.0] }}}}
+"distill.soft_target.alpha" = {{{{ choices = [0.3, 0.5, 0.7] }}}}
+"""
+
+
+def hypervolume(values: list[tuple[float, float, float]]) -> float:
+    """Hypervolume of (accuracy, model bytes, comm bytes) triples against ``REFERENCE``."""
+    points = np.array(
+        [[1.0 - acc, math.log10(model), math.log10(comm)] for acc, model, comm in values]
+    )
+    inside = points[np.all(points < REFERENCE, axis=1)] if len(points) else points
+    if len(inside) == 0:
+        return 0.0
+    return float(compute_hypervolume(inside, REFERENCE))
+
+
+class CachedEvaluator:
+    """Evaluates selections once, remembering results on disk by selection."""
+
+    def __init__(self, runtime: object) -> None:
+        self.runtime = runtime
+        self.cache: dict[str, list[float]] = (
+            json.loads(CACHE.read_text()) if CACHE.exists() else {}
+        )
+        self.evaluated = 0
+
+    def __call__(self, selection: object) -> tuple[float, float, float]:
+        key = json.dumps(selection.as_dict(), sort_keys=True)
+        if key not in self.cache:
+            outcome = evaluate_selection(self.runtime, selection)
+            self.cache[key] = [
+                outcome.val_accuracy,
+                float(outcome.model_bytes),
+                float(outcome.comm_bytes),
+            ]
+            self.evaluated += 1
+            CACHE.parent.mkdir(parents=True, exist_ok=True)
+            CACHE.write_text(json.dumps(self.cache))
+        acc, model, comm = self.cache[key]
+        return acc, model, comm
+
+
+def make_sampler(name: str, studies: dict, seed: int) -> optuna.samplers.BaseSampler:
+    if name == STOCK_NSGA2:
+        return optuna.samplers.NSGAIISampler(population_size=10, seed=seed)
+    return studies[name].sampler.build().create(seed=seed)
+
+
+def run_one(name: str, seed: int, trials: int, studies: dict, evaluate: CachedEvaluator) -> float:
+    study = studies["random" if name == STOCK_NSGA2 else name]
+    optuna_study = optuna.create_study(
+        directions=["maximize", "minimize", "minimize"],
+        sampler=make_sampler(name, studies, seed),
+    )
+    for _ in range(trials):
+        trial = optuna_study.ask()
+        values = evaluate(study.space.suggest(trial))
+        optuna_study.tell(trial, list(values))
+    return hypervolume([tuple(t.values) for t in optuna_study.trials])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--samplers", nargs="+", default=[*SAMPLERS, STOCK_NSGA2])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    registry = get_registry()
+    with tempfile.TemporaryDirectory() as folder:
+        studies = {}
+        for name in {*args.samplers, "random"} - {STOCK_NSGA2}:
+            path = Path(folder) / f"{name}.toml"
+            path.write_text(STUDY.format(output=f"{folder}/runs", sampler=name))
+            studies[name] = resolve_study(path, registry)
+        evaluate = CachedEvaluator(prepare_runtime(studies["random"]))
+        results: dict[str, list[float]] = {}
+        for name in args.samplers:
+            started = time.perf_counter()
+            results[name] = [
+                run_one(name, seed, args.trials, studies, evaluate) for seed in range(args.seeds)
+            ]
+            print(
+                f"{name}: {np.mean(results[name]):.4f} {np.round(results[name], 4).tolist()} "
+                f"({time.perf_counter() - started:.0f} s, {evaluate.evaluated} new evaluations)",
+                file=sys.stderr,
+                flush=True,
+            )
+    random_mean = float(np.mean(results["random"])) if "random" in results else float("nan")
+    print(f"hypervolume after {args.trials} trials, mean over seeds 0-{args.seeds - 1}")
+    print("| sampler | mean hypervolume | std | vs random | per seed |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, values in results.items():
+        print(
+            f"| {name} | {np.mean(values):.4f} | {np.std(values):.4f} | "
+            f"{np.mean(values) / random_mean:.3f}x | {', '.join(f'{v:.3f}' for v in values)} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"trials": args.trials, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Extra objectives: FLOPs and measured CPU inference latency (both off by default)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Annotated
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from fedsearch import ComponentParams, Objective, Registrar, hookimpl
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one forward pass on one example.
+
+    Counted by torch's ``FlopCounterMode`` from the operators the layers run
+    (a multiply-accumulate counts 2; matrix products and convolutions, which
+    dominate, are counted; element-wise ops such as ReLU are not). Pruned
+    weights are stored as zeros and still counted: this is the dense cost.
+    """
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_shape))
+    return int(counter.get_total_flops())
+
+
+class FLOPs(Objective):
+    """Minimise the FLOPs of one inference (dense count, see ``count_flops``)."""
+
+    name = "flops"
+    metric = "flops"
+    direction = "minimize"
+    description = "FLOPs of one inference, counted from the model's layers"
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """FLOPs of a batch of one."""
+        return float(count_flops(model, input_shape))
+
+
+class LatencyParams(ComponentParams):
+    """How latency is timed."""
+
+    runs: Annotated[int, Field(ge=1, le=10_000)] = 50
+    warmup: Annotated[int, Field(ge=0, le=1_000)] = 5
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
+    threads: Annotated[int, Field(ge=1, le=256)] = 1
+
+
+class Latency(Objective):
+    """Minimise measured CPU inference latency: the median of timed runs, in milliseconds.
+
+    A wall-clock measure: it depends on the machine and its load, so unlike the
+    other objectives it is not reproduced exactly by a rerun.
+    """
+
+    name = "latency"
+    metric = "latency_ms"
+    direction = "minimize"
+    description = "median CPU inference latency over timed runs (ms)"
+    Params = LatencyParams
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """Median wall time of ``runs`` forward passes after ``warmup`` untimed ones."""
+        params: LatencyParams = self.params
+        inputs = torch.zeros(params.batch_size, *input_shape)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(params.threads)
+        try:
+            with torch.inference_mode():
+                for _ in range(params.warmup):
+                    model(inputs)
+                timings = []
+                for _ in range(params.runs):
+                    started = time.perf_counter()
+                    model(inputs)
+                    timings.append((time.perf_counter() - started) * 1000.0)
+        finally:
+            torch.set_num_threads(threads)
+        return statistics.median(timings)
+
+
+@hookimpl
+def fedsearch_register_components(register: Registrar) -> None:
+    """Register the extra objectives."""
+    register.objective(FLOPs)
+    register.objective(Latency)

@@ -1,0 +1,116 @@
+"""Constrained studies keep infeasible trials off the front; extra objectives add metrics."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import torch
+from fedsearch_builtins.objectives import count_flops
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+from fedsearch import OBJECTIVE_NAMES, ConfigError, load_model, resolve_study, run_study
+from fedsearch.cli._main import main
+from fedsearch.search import infeasible_trials, pareto_rows, pareto_trials
+from tests.conftest import TINY_STUDY, write_tiny_study
+
+MAX_MODEL_BYTES = 2500  # tiny float32 MLPs (>= 4.7 KB) break it; quantized ones meet it
+
+
+def dominates(a: list[float], b: list[float]) -> bool:
+    better = [-a[0], *a[1:]], [-b[0], *b[1:]]
+    return all(x <= y for x, y in zip(*better, strict=True)) and better[0] != better[1]
+
+
+@pytest.fixture(scope="module")
+def constrained(tmp_path_factory, registry):
+    study_text = TINY_STUDY.replace("n_trials = 3", "n_trials = 8") + (
+        f"\n[search.constraints]\nmax_model_bytes = {MAX_MODEL_BYTES}\nmin_accuracy = 0.2\n"
+    )
+    path = write_tiny_study(tmp_path_factory.mktemp("constrained"), study_text)
+    return path, run_study(resolve_study(path, registry))
+
+
+def test_every_trial_on_the_reported_front_meets_the_constraints(constrained):
+    _, study = constrained
+    front = pareto_trials(study)
+    assert front
+    for trial in front:
+        assert trial.values[1] <= MAX_MODEL_BYTES and trial.values[0] >= 0.2
+        assert trial.user_attrs["feasible"] is True
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    for trial in complete:
+        meets = trial.values[1] <= MAX_MODEL_BYTES and trial.values[0] >= 0.2
+        assert trial.user_attrs["feasible"] is meets
+        assert set(trial.constraints) == {"max_model_bytes", "min_accuracy"}
+    # the constraint matters: some infeasible trial would be on an unconstrained front
+    excluded = infeasible_trials(study)
+    assert any(
+        not any(dominates(other.values, trial.values) for other in complete) for trial in excluded
+    )
+
+
+def test_pareto_command_reports_only_feasible_trials(constrained, capsys):
+    path, study = constrained
+    storage = f"sqlite:///{path.parent / 'runs' / 'fedsearch.db'}"
+    assert main(["pareto", "--storage", storage, "--study-name", "tiny", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["trial"] for row in rows] == [trial.number for trial in pareto_trials(study)]
+    assert all(row["model_bytes"] <= MAX_MODEL_BYTES for row in rows)
+    assert main(["pareto", "--storage", storage, "--study-name", "tiny"]) == 0
+    assert "broke a constraint and are not on the front" in capsys.readouterr().out
+
+
+def test_enabled_objective_adds_a_named_objective(tmp_path, registry):
+    study_text = TINY_STUDY.replace(
+        'sampler = {{ name = "random" }}',
+        'sampler = {{ name = "random" }}\nobjectives = [{{ name = "flops" }}]',
+    ).replace("n_trials = 3", "n_trials = 2")
+    resolved = resolve_study(write_tiny_study(tmp_path, study_text), registry)
+    study = run_study(resolved)
+    assert study.metric_names == [*OBJECTIVE_NAMES, "flops"]
+    for trial in study.trials:
+        target = tmp_path / f"{trial.number}.fsz"
+        download_artifact(
+            artifact_store=FileSystemArtifactStore(study.user_attrs["artifact_dir"]),
+            file_path=str(target),
+            artifact_id=trial.user_attrs["artifact_id"],
+        )
+        model = load_model(target.read_bytes(), registry)
+        assert trial.values[3] == count_flops(model, (1, 8, 8)) > 0
+    assert all("flops" in row for row in pareto_rows(study))
+
+
+def test_flops_follow_the_layers(registry):
+    model = registry.create("architecture", "mlp", {"widths": [300, 100]}).build((1, 28, 28), 10)
+    assert count_flops(model, (1, 28, 28)) == 2 * (784 * 300 + 300 * 100 + 100 * 10)
+    conv = registry.create("architecture", "cnn", {"channels": [6], "hidden": 10}).build(
+        (1, 8, 8), 10
+    )
+    # one valid 5x5 conv on 8x8 (4x4 out, 6 channels), pool to 2x2, dense 24->10->10
+    assert count_flops(conv, (1, 8, 8)) == 2 * (4 * 4 * 6 * 25 + 24 * 10 + 10 * 10)
+
+
+def test_latency_is_a_median_in_milliseconds(registry):
+    latency = registry.create("objective", "latency", {"runs": 5, "warmup": 1})
+    model = registry.create("architecture", "mlp", {"widths": [16]}).build((1, 8, 8), 10)
+    threads = torch.get_num_threads()
+    value = latency.measure(model.eval(), (1, 8, 8))
+    assert isinstance(value, float) and value > 0
+    assert torch.get_num_threads() == threads
+
+
+def test_unknown_objective_suggests_the_closest(tmp_path, registry):
+    study_text = TINY_STUDY.replace(
+        'sampler = {{ name = "random" }}',
+        'sampler = {{ name = "random" }}\nobjectives = [{{ name = "flop" }}]',
+    )
+    with pytest.raises(ConfigError, match=r"search\.objectives\[0\].*did you mean 'flops'"):
+        resolve_study(write_tiny_study(tmp_path, study_text), registry)
+
+
+def test_bad_constraint_is_a_config_error(tmp_path, registry):
+    study_text = TINY_STUDY + "\n[search.constraints]\nmax_model_byte = 10\n"
+    with pytest.raises(ConfigError, match="max_model_byte"):
+        resolve_study(write_tiny_study(tmp_path, study_text), registry)
