@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,10 +47,17 @@ def study_file(folder: Path, n_trials: int) -> Path:
     return path
 
 
-def run_workers(path: Path, folder: Path, name: str, workers: int, threads: int) -> float:
-    """Start ``workers`` processes on study ``name``; return the wall time until all exit."""
+def run_workers(
+    path: Path, folder: Path, name: str, workers: int, threads: int
+) -> tuple[float, float]:
+    """Start ``workers`` processes on study ``name``.
+
+    Returns:
+        The wall time until all exit, and the CPU time (user + system) they used.
+    """
     command = [FEDSEARCH, "run", str(path), "--study-name", name, "--threads", str(threads)]
     env = os.environ | {"OMP_NUM_THREADS": str(threads or os.cpu_count())}
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     processes = [
         subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL)
@@ -58,7 +66,12 @@ def run_workers(path: Path, folder: Path, name: str, workers: int, threads: int)
     for process in processes:
         if process.wait() != 0:
             raise SystemExit(f"a worker of {name} failed with status {process.returncode}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def describe(storage: str, name: str) -> str:
@@ -72,7 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=30, help="the study budget (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--compare-threads", action="store_true")
+    parser.add_argument(
+        "--compare-threads",
+        action="store_true",
+        help="also time one worker at 1, 2, default threads",
+    )
+    parser.add_argument("--threads-only", action="store_true", help="only the threads comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -83,16 +101,21 @@ def main() -> None:
         started = time.perf_counter()
         prepare_runtime(study)  # trains and caches the teacher: not part of the timing
         print(f"teacher trained once before timing: {time.perf_counter() - started:.1f} s")
-        one = run_workers(path, folder, "one-worker", 1, args.threads)
-        print(f"1 worker : {one:6.1f} s  ({describe(storage, 'one-worker')})")
-        two = run_workers(path, folder, "two-workers", 2, args.threads)
-        print(f"2 workers: {two:6.1f} s  ({describe(storage, 'two-workers')})")
-        print(f"speedup: {one / two:.2f}x (target at least 1.7x), {args.threads} thread(s) each")
-        if args.compare_threads:
+        if not args.threads_only:
+            one, cpu = run_workers(path, folder, "one-worker", 1, args.threads)
+            print(f"1 worker : {one:6.1f} s wall, {cpu:6.1f} s CPU, ", end="")
+            print(describe(storage, "one-worker"))
+            two, cpu = run_workers(path, folder, "two-workers", 2, args.threads)
+            print(f"2 workers: {two:6.1f} s wall, {cpu:6.1f} s CPU, ", end="")
+            print(describe(storage, "two-workers"))
+            print(
+                f"speedup: {one / two:.2f}x (target at least 1.7x), {args.threads} thread(s) each"
+            )
+        if args.compare_threads or args.threads_only:
             for threads in (1, 2, 0):
-                wall = run_workers(path, folder, f"threads-{threads}", 1, threads)
+                wall, cpu = run_workers(path, folder, f"threads-{threads}", 1, threads)
                 label = "torch default" if threads == 0 else f"{threads} thread(s)"
-                print(f"1 worker, {label}: {wall:6.1f} s")
+                print(f"1 worker, {label}: {wall:6.1f} s wall, {cpu:6.1f} s CPU")
 
 
 if __name__ == "__main__":

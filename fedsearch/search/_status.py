@@ -56,8 +56,10 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
             {
                 "trial": trial.number,
                 "worker": trial.user_attrs.get(WORKER_ATTR),
-                "error_type": trial.user_attrs.get("error_type", "heartbeat lost"),
-                "error": trial.user_attrs.get("error", "the worker stopped sending heartbeats"),
+                "error_type": trial.user_attrs.get("error_type", "no error recorded"),
+                "error": trial.user_attrs.get(
+                    "error", "its worker died or stopped sending heartbeats"
+                ),
             }
             for trial in [t for t in trials if t.state == TrialState.FAIL][-RECENT_FAILURES:]
         ],

@@ -28,7 +28,6 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import optuna
 import sqlalchemy
 from optuna.distributions import BaseDistribution
@@ -271,8 +270,9 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
     Optuna's samplers keep their state in the storage, but their random
     generator lives in the process: two workers built with one seed would
-    propose the very same params. Seeding per trial makes proposal ``n``
-    independent of which worker draws it, and one worker fully reproducible.
+    propose the very same params. Seeding trial ``n`` with ``seed + n`` makes
+    its proposal independent of which worker draws it (given the trials
+    finished so far), and one worker fully reproducible.
 
     Args:
         factory: Builds the configured sampler for a seed.
@@ -288,7 +288,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         """Build the sampler of this trial."""
         seed = None
         if self._seed is not None:
-            seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
+            seed = (self._seed + trial.number) % 2**32
         self._current = self._factory(seed)
         self._current.before_trial(study, trial)
 

@@ -8,15 +8,18 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 from optuna.trial import TrialState
 
+from fedsearch import resolve_study
+from fedsearch.search import cached_teacher, teacher_key
 from tests.conftest import TINY_STUDY, write_tiny_study
 
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 
 
-def test_four_workers_finish_exactly_the_budget_and_train_the_teacher_once(tmp_path, postgres_url):
+def test_four_workers_finish_exactly_the_budget_and_train_the_teacher_once(
+    tmp_path, postgres_url, registry
+):
     text = TINY_STUDY.replace("n_trials = 3", "n_trials = 40")
     text = text.replace("rounds = 3", "rounds = 1")  # one round per trial and for the teacher
     study_file = write_tiny_study(tmp_path, study=text)
@@ -44,15 +47,6 @@ def test_four_workers_finish_exactly_the_budget_and_train_the_teacher_once(tmp_p
     # the teacher was trained by exactly one worker and loaded by the three others
     origins = Counter("trained" if "teacher (trained)" in out else "cached" for out, _ in outputs)
     assert origins == {"trained": 1, "cached": 3}
-    (teacher_row,) = _teacher_rows(postgres_url)
-    assert len(teacher_row) == study.user_attrs["teacher"]["artifact_bytes"]
-
-
-def _teacher_rows(url: str) -> list[bytes]:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            query = sqlalchemy.text("SELECT artifact FROM fedsearch_teachers")
-            return [row[0] for row in connection.execute(query)]
-    finally:
-        engine.dispose()
+    key = teacher_key(resolve_study(study_file, registry))
+    cached = cached_teacher(postgres_url, key)
+    assert len(cached) == study.user_attrs["teacher"]["artifact_bytes"]
