@@ -89,9 +89,7 @@ class CachedEvaluator:
 
     def __init__(self, runtime: object) -> None:
         self.runtime = runtime
-        self.cache: dict[str, list[float]] = (
-            json.loads(CACHE.read_text()) if CACHE.exists() else {}
-        )
+        self.cache: dict[str, list[float]] = json.loads(CACHE.read_text()) if CACHE.exists() else {}
         self.evaluated = 0
 
     def __call__(self, selection: object) -> tuple[float, float, float]:
