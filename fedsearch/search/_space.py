@@ -148,7 +148,7 @@ class SearchSpace:
                 source=next((entry.source for entry in slots.values()), None),
                 field="slots",
             )
-        _check_overrides_used(overrides, dimensions)
+        _check_overrides_used(overrides, dimensions, _unlisted_dimensions(registry, dimensions))
         ordered = {slot: resolved_slots[slot] for slot in SLOTS if slot in resolved_slots}
         return cls(ordered, dimensions)
 
@@ -337,12 +337,32 @@ def _suggest(trial: optuna.Trial, dim: Dimension, name: str) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
+def _unlisted_dimensions(
+    registry: ComponentRegistry, dimensions: dict[tuple[str, str], list[Dimension]]
+) -> set[str]:
+    """Dimension names of installed components that the slots do not list.
+
+    A space file may tune components that a study's own ``[search.slots]``
+    then leaves out; those overrides are simply unused.
+    """
+    names = set()
+    for slot in SLOTS:
+        for component in registry.names(_kind(slot)):
+            cls = registry.get(_kind(slot), component).cls
+            if (slot, component) in dimensions or getattr(cls, "stage", slot) != slot:
+                continue
+            names |= {f"{slot}.{component}.{field}" for field in cls.Params.model_fields}
+    return names
+
+
 def _check_overrides_used(
-    overrides: Mapping[str, Sourced], dimensions: dict[tuple[str, str], list[Dimension]]
+    overrides: Mapping[str, Sourced],
+    dimensions: dict[tuple[str, str], list[Dimension]],
+    unlisted: set[str],
 ) -> None:
     known = [dim.name for dims in dimensions.values() for dim in dims]
     for name, entry in overrides.items():
-        if name not in known:
+        if name not in known and name not in unlisted:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(

@@ -20,42 +20,104 @@ from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler, RandomSa
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+_REDRAW = object()
+"""No planned value: draw the param at random when it is asked for."""
+_LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
-def _inherit(
-    rng: np.random.RandomState,
-    parents: Sequence[FrozenTrial],
-    trial: FrozenTrial,
-    param_name: str,
-    distribution: BaseDistribution,
-) -> tuple[bool, Any]:
-    """Pick the parent most like ``trial`` that has ``param_name`` and return its value.
 
-    Likeness is the number of params ``trial`` already holds with the same
-    value (the components chosen so far), so a child usually inherits from the
-    parent whose family and compressors it took.
+def _is_copy(existing: dict[str, Any], child: dict[str, Any]) -> bool:
+    """Whether ``child`` would repeat ``existing``: same value for every param it holds.
+
+    The params a trial asks for follow from the values of the ones before
+    (family, then that family's depth, then that many widths), so a child that
+    agrees with an earlier trial on all of that trial's params asks for exactly
+    those params and repeats the trial.
     """
-    holders = [
-        parent
-        for parent in parents
-        if param_name in parent.params and parent.distributions[param_name] == distribution
-    ]
-    if not holders:
-        return False, None
-    scores = np.array(
-        [
-            sum(parent.params.get(name) == value for name, value in trial.params.items())
-            for parent in holders
-        ]
+    return bool(existing) and all(
+        name in child and child[name] == value for name, value in existing.items()
     )
-    best = np.flatnonzero(scores == scores.max())
-    return True, holders[int(rng.choice(best))].params[param_name]
 
 
 class _ConditionalInheritanceMixin:
-    """Conditional params come from a matching parent (mutated at ``mutation_prob``)."""
+    """Conditional params come from a matching parent; children never repeat a trial.
+
+    ``sample_relative`` breeds the shared params (Optuna's crossover and
+    mutation) and plans every conditional param at once: inherited from the
+    parent that agrees most with the child's shared params (one donor per
+    child, ties at random), or redrawn at ``conditional_mutation_prob``
+    (mutations are drawn while planning, so the whole child is known). A
+    child that would repeat an earlier trial (common with small populations)
+    is bred again, up to ``max_attempts`` times, so the budget is not spent
+    re-measuring known points.
+    """
 
     _conditional_mutation_prob: float
     _inherit_rng: np.random.RandomState
+    _plans: dict[int, dict[str, tuple[Any, BaseDistribution | None]]]
+    _max_attempts: int = 20
+
+    def _init_conditional(self, conditional_mutation_prob: float, seed: int | None) -> None:
+        self._conditional_mutation_prob = conditional_mutation_prob
+        self._inherit_rng = np.random.RandomState(seed)
+        self._plans = {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Breed a child that repeats no earlier trial, and plan its conditional params."""
+        generation = self.get_trial_generation(study, trial)  # type: ignore[attr-defined]
+        parents = self.get_parent_population(study, generation)  # type: ignore[attr-defined]
+        if not parents:
+            return {}
+        existing = [
+            other.params
+            for other in study.get_trials(deepcopy=False, states=_LIVE_STATES)
+            if other.number != trial.number
+        ]
+        for _ in range(self._max_attempts):
+            child = self._child_generation_strategy(  # type: ignore[attr-defined]
+                study, search_space, parents
+            )
+            for name, distribution in search_space.items():  # mutated: drawn now, not later
+                if name not in child:
+                    child[name] = self._draw(study, trial, name, distribution)
+            plan = self._plan_conditional(study, trial, parents, child, search_space)
+            merged = {name: value for name, (value, _) in plan.items()} | child
+            if not any(_is_copy(params, merged) for params in existing):
+                break
+        self._plans[trial._trial_id] = plan
+        return child
+
+    def _draw(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
+        return self._random_sampler.sample_independent(  # type: ignore[attr-defined]
+            study, trial, name, distribution
+        )
+
+    def _plan_conditional(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        parents: Sequence[FrozenTrial],
+        child: dict[str, Any],
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, tuple[Any, BaseDistribution | None]]:
+        order = self._inherit_rng.permutation(len(parents))
+        ranked = sorted(
+            (parents[i] for i in order),
+            key=lambda parent: -sum(parent.params.get(n) == v for n, v in child.items()),
+        )
+        plan: dict[str, tuple[Any, BaseDistribution | None]] = {}
+        for donor in ranked:  # the best-matching donor first; others fill what it lacks
+            for name, value in donor.params.items():
+                if name in search_space or name in plan:
+                    continue
+                distribution = donor.distributions[name]
+                if self._inherit_rng.rand() < self._conditional_mutation_prob:
+                    value = self._draw(study, trial, name, distribution)
+                plan[name] = (value, distribution)
+        return plan
 
     def sample_independent(
         self,
@@ -64,22 +126,28 @@ class _ConditionalInheritanceMixin:
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        """Inherit a param outside the intersection space from a parent, else sample it."""
-        generation = self.get_trial_generation(study, trial)  # type: ignore[attr-defined]
-        parents = self.get_parent_population(study, generation)  # type: ignore[attr-defined]
-        if parents and self._inherit_rng.rand() >= self._conditional_mutation_prob:
-            found, value = _inherit(
-                self._inherit_rng, parents, trial, param_name, param_distribution
-            )
-            if found:
-                return value
+        """The planned (inherited) value of a conditional param, else a random one."""
+        value, distribution = self._plans.get(trial._trial_id, {}).get(param_name, (_REDRAW, None))
+        if value is not _REDRAW and distribution == param_distribution:
+            return value
         return super().sample_independent(  # type: ignore[misc]
             study, trial, param_name, param_distribution
         )
 
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        """Forget the trial's plan, then Optuna's bookkeeping."""
+        self._plans.pop(trial._trial_id, None)
+        super().after_trial(study, trial, state, values)  # type: ignore[misc]
+
 
 class ConditionalNSGAIISampler(_ConditionalInheritanceMixin, NSGAIISampler):
-    """``NSGAIISampler`` that also evolves conditional params.
+    """``NSGAIISampler`` that also evolves conditional params and avoids repeats.
 
     Args:
         conditional_mutation_prob: Chance that a conditional param is drawn at
@@ -92,8 +160,7 @@ class ConditionalNSGAIISampler(_ConditionalInheritanceMixin, NSGAIISampler):
         self, *, conditional_mutation_prob: float = 0.1, seed: int | None = None, **kwargs: Any
     ) -> None:
         super().__init__(seed=seed, **kwargs)
-        self._conditional_mutation_prob = conditional_mutation_prob
-        self._inherit_rng = np.random.RandomState(seed)
+        self._init_conditional(conditional_mutation_prob, seed)
 
 
 class ConditionalNSGAIIISampler(_ConditionalInheritanceMixin, NSGAIIISampler):
@@ -103,8 +170,7 @@ class ConditionalNSGAIIISampler(_ConditionalInheritanceMixin, NSGAIIISampler):
         self, *, conditional_mutation_prob: float = 0.1, seed: int | None = None, **kwargs: Any
     ) -> None:
         super().__init__(seed=seed, **kwargs)
-        self._conditional_mutation_prob = conditional_mutation_prob
-        self._inherit_rng = np.random.RandomState(seed)
+        self._init_conditional(conditional_mutation_prob, seed)
 
 
 def _minimised(values: Sequence[float], directions: Sequence[StudyDirection]) -> np.ndarray:

@@ -101,3 +101,9 @@ def test_unknown_family_suggests_the_closest(tmp_path):
     space = DEFAULT_SPACE.replace('"dscnn"]', '"dsccn"]')
     with pytest.raises(ConfigError, match=r"did you mean 'dscnn'"):
         resolve_study(write_tiny_study(tmp_path, TINY_STUDY, space), get_registry())
+
+
+def test_a_study_may_narrow_the_slots_of_a_shared_space_file(tmp_path):
+    study_text = TINY_STUDY + '\n[search.slots]\narchitecture = ["mlp"]\n'
+    space = resolve_study(write_tiny_study(tmp_path, study_text, DEFAULT_SPACE), get_registry())
+    assert space.space.slots["architecture"] == ["mlp"]  # cnn/dscnn overrides are unused
