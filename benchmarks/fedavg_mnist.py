@@ -22,6 +22,7 @@ client learning rate per experiment on a grid; the rates used here are in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -79,9 +80,13 @@ def federated_mnist(partition: str, seed: int, data_root: str | None) -> Federat
     )
 
 
-def run_experiment(name: str, max_rounds: int, seed: int, data_root: str | None) -> dict:
+def run_experiment(
+    name: str, max_rounds: int, seed: int, data_root: str | None, lr: float | None = None
+) -> dict:
     """Train until the target test accuracy or ``max_rounds``; return what happened."""
     experiment = EXPERIMENTS[name]
+    if lr is not None:
+        experiment = dataclasses.replace(experiment, learning_rate=lr)
     registry = get_registry()
     data = federated_mnist(experiment.partition, seed, data_root)
     federation = FederationConfig(
@@ -140,10 +145,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="folder with the MNIST files")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = [run_experiment(n, args.max_rounds, args.seed, args.data) for n in args.only]
+    results = [run_experiment(n, args.max_rounds, args.seed, args.data, args.lr) for n in args.only]
     print()
     print(
         "| experiment | model | E | B | lr | target | rounds (fedsearch) | rounds (paper) "

@@ -62,7 +62,9 @@ def train_vectorized(
     }
     frozen = {name: tensor for name, tensor in weights.items() if name not in stacked}
     anchors = {name: weights[name].detach() for name in names}
-    client_losses = vmap(_client_loss(trainer, proximal_mu), in_dims=(0, None, None, 0, 0, 0))
+    client_losses = _stacked_mlp_losses(trainer, proximal_mu) or vmap(
+        _client_loss(trainer, proximal_mu), in_dims=(0, None, None, 0, 0, 0)
+    )
     loss_sums = torch.zeros(num_clients)
     counts = torch.tensor([len(batches) for batches in client_batches])
     for step in range(int(counts.max()) if num_clients else 0):
@@ -132,6 +134,67 @@ def _client_loss(trainer: LocalTrainer, proximal_mu: float) -> Callable[..., tup
         return loss + proximal, loss.detach()
 
     return loss_of
+
+
+def _stacked_mlp_losses(trainer: LocalTrainer, proximal_mu: float) -> Callable[..., tuple] | None:
+    """Per-client losses of a plain MLP without compressors, by batched matmuls.
+
+    For an ``nn.Sequential`` of ``Flatten``, ``Linear`` and ``ReLU`` the
+    stacked forward pass is a chain of ``baddbmm`` calls, which skips the
+    per-call tracing cost of ``vmap`` and ``functional_call``. Returns None
+    for any other model (or with compressors); the generic path then applies.
+    """
+    model = trainer.model
+    if trainer.compressors or not isinstance(model, torch.nn.Sequential):
+        return None
+    plan: list[tuple[str, str]] = []
+    for name, module in model.named_children():
+        if isinstance(module, torch.nn.Flatten) and (module.start_dim, module.end_dim) == (1, -1):
+            plan.append(("flatten", name))
+        elif isinstance(module, torch.nn.Linear):
+            plan.append(("linear", name))
+        elif isinstance(module, torch.nn.ReLU):
+            plan.append(("relu", name))
+        else:
+            return None
+
+    def losses_of(
+        params: Weights,
+        frozen: Weights,
+        anchors: Weights,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = inputs
+        for operation, name in plan:
+            if operation == "flatten":
+                hidden = hidden.flatten(2)
+            elif operation == "relu":
+                hidden = torch.relu(hidden)
+            else:
+                weight = params[f"{name}.weight"].transpose(1, 2)
+                bias = params.get(f"{name}.bias")
+                hidden = (
+                    torch.bmm(hidden, weight)
+                    if bias is None
+                    else torch.baddbmm(bias.unsqueeze(1), hidden, weight)
+                )
+        clients, batch, classes = hidden.shape
+        losses = (
+            F.cross_entropy(
+                hidden.reshape(clients * batch, classes), targets.reshape(-1), reduction="none"
+            )
+            .view(clients, batch)
+            .mean(dim=1)
+        )
+        objectives = losses
+        if proximal_mu:
+            squared = sum(((params[n] - anchors[n]) ** 2).flatten(1).sum(dim=1) for n in params)
+            objectives = losses + 0.5 * proximal_mu * squared
+        return objectives, losses.detach()
+
+    return losses_of
 
 
 def _groups_at(

@@ -1,0 +1,87 @@
+"""Sequential vs vectorized client execution, per model shape: the data behind ``auto``.
+
+Run from the repository root on a quiet machine:
+
+    python benchmarks/execution_paths.py            # synthetic inputs, no files needed
+
+Trains 10 clients (one round, the same shuffles) with each path and prints the
+wall time of each and their ratio, for small and large MLPs and for LeNet-5,
+along with the path ``execution = "auto"`` picks. The rule in
+``fedsearch.federated.choose_execution`` should pick the faster column.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedsearch import get_registry
+from fedsearch.federated import LocalTrainer, choose_execution
+
+CLIENTS = 10
+
+
+def mlp(features: int, hidden: tuple[int, ...]) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers += [nn.Linear(features, width), nn.ReLU()]
+        features = width
+    return nn.Sequential(*layers, nn.Linear(features, 10))
+
+
+def cases() -> list[tuple[str, nn.Module, tuple[int, ...], int, int, int]]:
+    """(name, model, input shape, examples per client, local epochs, batch size)."""
+    lenet5 = get_registry().create("architecture", "lenet5").build((1, 28, 28), 10)
+    return [
+        ("digits MLP 64-128-10, B=32", mlp(64, (128,)), (1, 8, 8), 120, 2, 32),
+        ("digits MLP 64-128-10, B=10", mlp(64, (128,)), (1, 8, 8), 120, 2, 10),
+        ("MLP 784-100-10, B=10", mlp(784, (100,)), (1, 28, 28), 600, 1, 10),
+        ("2NN 784-200-200-10, B=10", mlp(784, (200, 200)), (1, 28, 28), 600, 1, 10),
+        ("LeNet-5, B=32", lenet5, (1, 28, 28), 600, 1, 32),
+    ]
+
+
+def time_path(model, inputs, labels, clients, epochs, batch, execution) -> float:
+    trainer = LocalTrainer(
+        model,
+        inputs,
+        labels,
+        [],
+        local_epochs=epochs,
+        batch_size=batch,
+        learning_rate=0.05,
+        generator=torch.Generator().manual_seed(0),
+        execution=execution,
+    )
+    weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    trainer.train_clients(weights, clients[:2])  # warm-up
+    started = time.perf_counter()
+    trainer.train_clients(weights, clients)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {CLIENTS} clients")
+    print("| model | sequential s | vectorized s | sequential / vectorized | auto picks |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, model, shape, per_client, epochs, batch in cases():
+        generator = torch.Generator().manual_seed(0)
+        inputs = torch.rand(CLIENTS * per_client, *shape, generator=generator)
+        labels = torch.randint(0, 10, (CLIENTS * per_client,), generator=generator)
+        clients = [np.arange(k * per_client, (k + 1) * per_client) for k in range(CLIENTS)]
+        times = {
+            path: time_path(model, inputs, labels, clients, epochs, batch, path)
+            for path in ("sequential", "vectorized")
+        }
+        picked = choose_execution(model, "auto", CLIENTS)
+        print(
+            f"| {name} | {times['sequential']:.3f} | {times['vectorized']:.3f} | "
+            f"{times['sequential'] / times['vectorized']:.2f}x | {picked} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
