@@ -73,7 +73,7 @@ RECIPES = {
         dense_phases=((300, 0.1), (100, 0.03)), compress_rounds=200, compress_lr=0.02,
         local_epochs=1, batch_size=10,
         prune={"sparsity": 0.91, "sparsity_first": 0.93, "sparsity_last": 0.74},
-        quantize={"bits": 5, "start_fraction": 0.4},
+        quantize={"bits": 6, "start_fraction": 0.4},
     ),
     "lenet5": Recipe(
         dense_phases=((100, 0.05), (40, 0.02)), compress_rounds=80, compress_lr=0.02,
