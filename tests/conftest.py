@@ -15,6 +15,18 @@ import sqlalchemy
 from fedsearch import ComponentRegistry, get_registry
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    """The project's shared datasets: ``$FEDSEARCH_SHARED_DATA``, else ``../shared/data``
+    beside the checkout, else this machine's ``/work/shared/data`` (a CI clone lives elsewhere)."""
+    candidates = [REPO.parent / "shared" / "data", Path("/work/shared/data")]
+    if "FEDSEARCH_SHARED_DATA" in os.environ:
+        candidates.insert(0, Path(os.environ["FEDSEARCH_SHARED_DATA"]))
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()
 EXAMPLE_PLUGIN = REPO / "plugins" / "fedsearch-example-plugin"
 
 TINY_SPACE = """

@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from fedsearch import ConfigError
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-if not SHARED_DATA.is_dir():
-    SHARED_DATA = Path("/work/shared/data")
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",

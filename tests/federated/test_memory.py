@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent.parent / "shared" / "data"
 PEAK_RSS_LIMIT_MIB = 1536
 
 
