@@ -10,7 +10,7 @@ import optuna
 from pydantic import Field
 
 from fedsearch import ComponentParams, Registrar, Sampler, hookimpl
-from fedsearch_builtins._strategies import (
+from fedsearch_builtins._conditional_samplers import (
     ConditionalNSGAIIISampler,
     ConditionalNSGAIISampler,
     RegularizedEvolutionSampler,
