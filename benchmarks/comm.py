@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from _federation import clients_on_test_split
 
 from fedsearch import get_registry
 from fedsearch.config import FederationConfig
@@ -70,19 +70,8 @@ def load_data(num_clients: int, seed: int) -> FederatedData:
     """MNIST from ../shared/data (or FEDSEARCH_DATA_DIR), dealt as 2 shards per client."""
     registry = get_registry()
     splits = registry.create("dataset", "mnist").load()
-    partitioner = registry.create("partitioner", "shards", {"shards_per_client": 2})
-    labels = splits.train_labels.numpy()
-    clients = partitioner.partition(labels, num_clients, np.random.default_rng(seed))
-    return FederatedData(
-        train_inputs=splits.train_inputs,
-        train_labels=splits.train_labels,
-        val_inputs=splits.test_inputs,
-        val_labels=splits.test_labels,
-        test_inputs=splits.test_inputs,
-        test_labels=splits.test_labels,
-        client_indices=[np.asarray(indices, dtype=np.int64) for indices in clients],
-        num_classes=splits.num_classes,
-    )
+    shards = registry.create("partitioner", "shards", {"shards_per_client": 2})
+    return clients_on_test_split(splits, shards, num_clients, seed)
 
 
 def run_preset(name: str, args: argparse.Namespace, data: FederatedData) -> dict[str, Any]:

@@ -26,12 +26,12 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+from _federation import clients_on_test_split, fedavg_run
 
 from fedsearch import get_registry
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedData, FederatedRun, RoundRecord, run_federated
+from fedsearch.federated import FederatedData, RoundRecord, run_federated
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,8 @@ def federated_mnist(partition: str, seed: int, data_root: str | None) -> Federat
     """All of MNIST's training set dealt to 100 clients; evaluation on the test set."""
     registry = get_registry()
     splits = registry.create("dataset", "mnist", {"root": data_root}).load()
-    partitioner = registry.create("partitioner", partition)
-    clients = partitioner.partition(
-        splits.train_labels.numpy(), NUM_CLIENTS, np.random.default_rng(seed)
-    )
-    return FederatedData(
-        train_inputs=splits.train_inputs,
-        train_labels=splits.train_labels,
-        val_inputs=splits.test_inputs,
-        val_labels=splits.test_labels,
-        test_inputs=splits.test_inputs,
-        test_labels=splits.test_labels,
-        client_indices=[np.asarray(c, dtype=np.int64) for c in clients],
-        num_classes=splits.num_classes,
+    return clients_on_test_split(
+        splits, registry.create("partitioner", partition), NUM_CLIENTS, seed
     )
 
 
@@ -97,14 +86,7 @@ def run_experiment(
         batch_size=experiment.batch_size,
         learning_rate=experiment.learning_rate,
     )
-    run = FederatedRun(
-        data=data,
-        federation=federation,
-        strategy=registry.create("strategy", "fedavg"),
-        downlink_codec=registry.create("codec", "float32"),
-        uplink_codec=registry.create("codec", "float32"),
-        seed=seed,
-    )
+    run = fedavg_run(data, federation, seed)
     torch.manual_seed(seed)
     model = registry.create("architecture", experiment.architecture).build((1, 28, 28), 10)
     history: list[RoundRecord] = []

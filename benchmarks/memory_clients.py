@@ -18,10 +18,11 @@ import sys
 import time
 
 import torch
+from _federation import fedavg_run
 
 from fedsearch import get_registry
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedRun, prepare_federated_data, run_federated
+from fedsearch.federated import prepare_federated_data, run_federated
 
 
 def peak_rss_mib() -> float:
@@ -58,14 +59,7 @@ def main() -> None:
         batch_size=10,
         learning_rate=0.1,
     )
-    run = FederatedRun(
-        data=data,
-        federation=federation,
-        strategy=registry.create("strategy", "fedavg"),
-        downlink_codec=registry.create("codec", "float32"),
-        uplink_codec=registry.create("codec", "float32"),
-        seed=0,
-    )
+    run = fedavg_run(data, federation)
     torch.manual_seed(0)
     model = registry.create("architecture", args.architecture).build(data.input_shape, 10)
     started = time.perf_counter()

@@ -31,6 +31,7 @@ Prints the wall times and the ratios measured in this one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from _federation import clients_on_test_split, fedavg_run
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -45,7 +47,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedsearch import ComponentRegistry
 from fedsearch import get_registry as _discover_plugins
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedData, FederatedRun, accuracy, run_federated
+from fedsearch.federated import FederatedData, accuracy, run_federated
 
 
 @functools.cache
@@ -81,22 +83,14 @@ def load_data(workload: Workload, data_root: str | None, smoke: bool) -> Federat
     registry = get_registry()
     params = {"root": data_root} if workload.dataset != "digits" else {}
     splits = registry.create("dataset", workload.dataset, params).load()
-    train_x, train_y = splits.train_inputs, splits.train_labels
     if smoke and workload.dataset != "digits":
-        train_x, train_y = train_x[:3000].clone(), train_y[:3000].clone()
-    clients = registry.create("partitioner", "iid").partition(
-        train_y.numpy(), workload.num_clients, np.random.default_rng(0)
-    )
-    return FederatedData(
-        train_inputs=train_x,
-        train_labels=train_y,
-        val_inputs=splits.test_inputs,
-        val_labels=splits.test_labels,
-        test_inputs=splits.test_inputs,
-        test_labels=splits.test_labels,
-        client_indices=list(clients),
-        num_classes=splits.num_classes,
-    )
+        splits = dataclasses.replace(
+            splits,
+            train_inputs=splits.train_inputs[:3000].clone(),
+            train_labels=splits.train_labels[:3000].clone(),
+        )
+    iid = registry.create("partitioner", "iid")
+    return clients_on_test_split(splits, iid, workload.num_clients, seed=0)
 
 
 def build_model(workload: Workload, data: FederatedData) -> nn.Module:
@@ -116,7 +110,6 @@ def sampled_clients(workload: Workload, rng: np.random.Generator) -> list[int]:
 
 def run_fedsearch(workload: Workload, data: FederatedData) -> float:
     """fedsearch's simulation; returns the final test accuracy."""
-    registry = get_registry()
     federation = FederationConfig(
         num_clients=workload.num_clients,
         rounds=workload.rounds,
@@ -126,14 +119,7 @@ def run_fedsearch(workload: Workload, data: FederatedData) -> float:
         learning_rate=workload.learning_rate,
         eval_every=workload.rounds,
     )
-    run = FederatedRun(
-        data=data,
-        federation=federation,
-        strategy=registry.create("strategy", "fedavg"),
-        downlink_codec=registry.create("codec", "float32"),
-        uplink_codec=registry.create("codec", "float32"),
-        seed=0,
-    )
+    run = fedavg_run(data, federation)
     model = build_model(workload, data)
     result = run_federated(model, run)
     return result.history[-1].val_accuracy  # the validation split is the test split here
