@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fedsearch import OBJECTIVE_NAMES, resolve_study, run_study
-from tests.conftest import write_tiny_study
+from tests.conftest import free_port, get_json, write_tiny_study
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -30,31 +26,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _get_json(url: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return json.load(response)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory, registry):
     """A finished tiny study served by optuna-dashboard: (base URL, study id, study)."""
     folder = tmp_path_factory.mktemp("dashboard")
     study = resolve_study(write_tiny_study(folder), registry)
     optuna_study = run_study(study)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("optuna-dashboard")),
@@ -69,7 +47,7 @@ def dashboard(tmp_path_factory, registry):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        summaries = _get_json(f"{base}/api/studies")["study_summaries"]
+        summaries = get_json(f"{base}/api/studies")["study_summaries"]
         (summary,) = [s for s in summaries if s["study_name"] == "tiny"]
         yield base, summary["study_id"], optuna_study
     finally:
@@ -79,7 +57,7 @@ def dashboard(tmp_path_factory, registry):
 
 def test_dashboard_api_shows_metric_names_note_attributes_and_artifacts(dashboard):
     base, study_id, optuna_study = dashboard
-    detail = _get_json(f"{base}/api/studies/{study_id}")
+    detail = get_json(f"{base}/api/studies/{study_id}")
     assert detail["objective_names"] == list(OBJECTIVE_NAMES)
     assert detail["note"]["body"].startswith("# fedsearch study `tiny`")
     assert "| `prune.magnitude.sparsity` | prune == 'magnitude' |" in detail["note"]["body"]

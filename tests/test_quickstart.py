@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import optuna
@@ -19,7 +16,7 @@ from optuna.trial import TrialState
 from fedsearch import OBJECTIVE_NAMES, load_model, resolve_study
 from fedsearch.federated import accuracy
 from fedsearch.search import pareto_trials, prepare_data
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port, get_json
 
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 QUICKSTART = REPO / "studies" / "quickstart.toml"
@@ -116,23 +113,6 @@ def test_pareto_command_lists_the_same_front(quickstart):
     assert all(set(OBJECTIVE_NAMES) <= set(row) for row in rows)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get_json(url: str, deadline: float) -> object:
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return json.load(response)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_optuna_dashboard_serves_the_study_with_metric_names(quickstart):
     port = free_port()
     dashboard = subprocess.Popen(
@@ -150,9 +130,9 @@ def test_optuna_dashboard_serves_the_study_with_metric_names(quickstart):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        studies = get_json(f"{base}/api/studies", time.monotonic() + 60)["study_summaries"]
+        studies = get_json(f"{base}/api/studies", 60)["study_summaries"]
         (summary,) = [s for s in studies if s["study_name"] == "quickstart"]
-        detail = get_json(f"{base}/api/studies/{summary['study_id']}", time.monotonic() + 30)
+        detail = get_json(f"{base}/api/studies/{summary['study_id']}", 30)
         assert detail["objective_names"] == list(OBJECTIVE_NAMES)
         assert len(detail["best_trials"]) == len(pareto_trials(quickstart.study))
     finally:
