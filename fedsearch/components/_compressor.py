@@ -72,6 +72,10 @@ class CompressionContext:
     num_rounds: int
     teacher: Teacher | None
 
+    def round_at(self, fraction: float) -> int:
+        """The round index at ``fraction`` of the trial's rounds (at most the last one)."""
+        return min(round(fraction * self.num_rounds), self.num_rounds - 1)
+
 
 class Compressor(Component):
     """A compression technique attached to the federated lifecycle.

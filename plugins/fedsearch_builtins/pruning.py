@@ -118,11 +118,10 @@ class MagnitudePruning(Compressor):
     def setup(self, context: CompressionContext) -> None:
         """Keep the model; compute the pruning rounds."""
         self.model = context.model
-        last = context.num_rounds - 1
-        self.start_round = min(round(self.params.start_fraction * context.num_rounds), last)
-        end = round(self.params.end_fraction * context.num_rounds)
+        self.start_round = context.round_at(self.params.start_fraction)
+        end = context.round_at(self.params.end_fraction)
         self.end_round = self.start_round if self.params.schedule == "one_shot" else end
-        self.end_round = min(max(self.end_round, self.start_round), last)
+        self.end_round = max(self.end_round, self.start_round)
         self.masks: Weights = {}
 
     def target_sparsity(self, round_index: int) -> float:

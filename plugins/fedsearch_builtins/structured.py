@@ -130,9 +130,7 @@ class StructuredPruning(Compressor):
         """Check the layers form a chain; compute the pruning round."""
         self.model = context.model
         layer_chain(self.model)
-        self.prune_round = min(
-            round(self.params.start_fraction * context.num_rounds), context.num_rounds - 1
-        )
+        self.prune_round = context.round_at(self.params.start_fraction)
         self.kept: dict[str, list[int]] = {}
 
     def on_round_start(self, weights: Weights, round_index: int) -> None:
