@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="AutoML compression search for federated learning.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stored = argparse.ArgumentParser(add_help=False)  # commands that read a stored study
+    stored.add_argument("--storage", required=True, metavar="URL")
+    stored.add_argument("--study-name", required=True, metavar="NAME")
 
     run = commands.add_parser("run", help="run (or join) a study from a study file")
     run.add_argument("study_file", metavar="STUDY.toml")
@@ -82,25 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print JSON")
     validate.set_defaults(handler=_commands.validate)
 
-    pareto = commands.add_parser("pareto", help="print the Pareto front of a stored study")
-    pareto.add_argument("--storage", required=True, metavar="URL")
-    pareto.add_argument("--study-name", required=True, metavar="NAME")
+    pareto = commands.add_parser(
+        "pareto", help="print the Pareto front of a stored study", parents=[stored]
+    )
     pareto.add_argument("--json", action="store_true", help="print JSON")
     pareto.set_defaults(handler=_commands.pareto)
 
     status = commands.add_parser(
-        "status", help="trials by state and by worker, failures, best trade-offs so far"
+        "status",
+        help="trials by state and by worker, failures, best trade-offs so far",
+        parents=[stored],
     )
-    status.add_argument("--storage", required=True, metavar="URL")
-    status.add_argument("--study-name", required=True, metavar="NAME")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_commands.status)
 
     report = commands.add_parser(
-        "report", help="write a self-contained HTML report with PNG plots of a stored study"
+        "report",
+        help="write a self-contained HTML report with PNG plots of a stored study",
+        parents=[stored],
     )
-    report.add_argument("--storage", required=True, metavar="URL")
-    report.add_argument("--study-name", required=True, metavar="NAME")
     report.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     report.add_argument(
         "--artifact-dir",
@@ -110,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_commands.report)
 
     export = commands.add_parser(
-        "export", help="write a trial's model as its artifact, ONNX or TorchScript"
+        "export",
+        help="write a trial's model as its artifact, ONNX or TorchScript",
+        parents=[stored],
     )
-    export.add_argument("--storage", required=True, metavar="URL")
-    export.add_argument("--study-name", required=True, metavar="NAME")
     export.add_argument("--trial", required=True, type=int, metavar="N", help="trial number")
     export.add_argument(
         "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
