@@ -14,7 +14,13 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
 from fedsearch.report._plots import plot_pairs
-from fedsearch.search import OBJECTIVE_NAMES, describe_selection, pareto_trials, study_status
+from fedsearch.search import (
+    OBJECTIVE_NAMES,
+    check_writable_folder,
+    describe_selection,
+    pareto_trials,
+    study_status,
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -42,8 +48,12 @@ def write_report(
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        ConfigError: ``folder`` is a file or cannot be written (nothing is written).
     """
     folder = Path(folder)
+    check_writable_folder(folder, field="--output")
     folder.mkdir(parents=True, exist_ok=True)
     names = study.metric_names or list(OBJECTIVE_NAMES)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

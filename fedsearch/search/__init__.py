@@ -37,6 +37,7 @@ from fedsearch.search._space import (
     Selection,
 )
 from fedsearch.search._status import study_status
+from fedsearch.search._storage_checks import check_output_file, check_writable_folder
 from fedsearch.search._study import artifact_dir, open_study, prepare_runtime, run_study
 from fedsearch.search._teacher import cached_teacher, load_or_train_teacher, teacher_key
 from fedsearch.search._workers import (
@@ -71,6 +72,8 @@ __all__ = [
     "artifact_dir",
     "build_artifact",
     "cached_teacher",
+    "check_output_file",
+    "check_writable_folder",
     "default_storage_url",
     "describe_selection",
     "error_attributes",

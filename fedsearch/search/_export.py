@@ -16,6 +16,7 @@ from fedsearch.artifact import decode_artifact
 from fedsearch.host import ComponentRegistry
 from fedsearch.search._model_io import load_model
 from fedsearch.search._pareto import load_existing_study
+from fedsearch.search._storage_checks import check_output_file
 
 ExportFormat = Literal["artifact", "onnx", "torchscript"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("artifact", "onnx", "torchscript")
@@ -67,8 +68,10 @@ def export_model(
 
     Raises:
         ArtifactError: The bytes are not a valid artifact.
-        ConfigError: Unknown format, or the onnx package is missing.
+        ConfigError: Unknown format, the onnx package is missing, or nothing can
+            be written at ``path`` (a folder is there, or its folder is not writable).
     """
+    check_output_file(path, field="--output")
     model = load_model(data, registry)
     spec = decode_artifact(data).spec
     example = torch.zeros((1, *spec.input_shape))
