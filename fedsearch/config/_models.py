@@ -89,9 +89,11 @@ class DimensionConfig(StrictModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    low: int | float | None = None
-    high: int | float | None = None
-    step: int | float | None = Field(None, gt=0)
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = Field(None, gt=0)
+    # float first: a non-finite bound is reported as such, not as "not an integer";
+    # pydantic still keeps integers as int (exact matches win in a union)
     log: bool = False
     choices: list[Any] | None = None
     value: Any = None
