@@ -162,3 +162,24 @@ def test_argument_errors_exit_2(capsys):
         main(["run", "x.toml", "--n-trials", "0"])
     assert caught.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_preparing_its_data_stores_no_study_and_the_fixed_file_runs(
+    tmp_path, capsys
+):
+    storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
+    study = write_tiny_study(tmp_path)
+    assert run_cli(capsys, "run", str(study), "--study-name", "other", "--n-trials", "1")[0] == 0
+
+    write_tiny_study(tmp_path, TINY_STUDY.replace("num_clients = 4", "num_clients = 5000"))
+    code, _, err = run_cli(capsys, "run", str(study), "--n-trials", "1")
+    assert_one_clear_line(code, err, ["study.toml: federation.num_clients", "for 5000 clients"])
+    assert optuna.get_all_study_names(storage) == ["other"]
+
+    write_tiny_study(tmp_path)
+    code, _, err = run_cli(capsys, "run", str(study), "--n-trials", "1")
+    assert code == 0, err
+    assert sorted(optuna.get_all_study_names(storage)) == ["other", "tiny"]
+    fixed = optuna.load_study(study_name="tiny", storage=storage)
+    assert [trial.state for trial in fixed.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert fixed.user_attrs["config"]["federation"]["num_clients"] == 4
