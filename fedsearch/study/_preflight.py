@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fedsearch._errors import ConfigError
 from fedsearch.federated import FederatedData
-from fedsearch.search._objective import prepare_data
 from fedsearch.search._resolve import ResolvedStudy, default_storage_url
-from fedsearch.search._storage_checks import check_storage, check_writable_folder
+from fedsearch.study._storage_checks import check_storage, check_writable_folder
+from fedsearch.trial import prepare_data
 
 
 def storage_field(study: ResolvedStudy) -> tuple[str, str | None]:
