@@ -13,6 +13,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
+from fedsearch._errors import ConfigError
 from fedsearch.report._plots import plot_pairs
 from fedsearch.search import OBJECTIVE_NAMES, describe_selection
 from fedsearch.study import check_writable_folder, pareto_trials, study_status
@@ -45,10 +46,17 @@ def write_report(
         The path of ``index.html``.
 
     Raises:
-        ConfigError: ``folder`` is a file or cannot be written (nothing is written).
+        ConfigError: ``folder`` is a file or cannot be written, or ``artifact_dir``
+            is not a folder (nothing is written).
     """
     folder = Path(folder)
     check_writable_folder(folder, field="--output")
+    if artifact_dir is not None and not Path(artifact_dir).is_dir():
+        raise ConfigError(
+            f"{artifact_dir} is not a folder; pass the study's artifacts/ folder, or leave "
+            "--artifact-dir out to use the one recorded in the study",
+            field="--artifact-dir",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     names = study.metric_names or list(OBJECTIVE_NAMES)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -468,6 +468,15 @@ CASES: dict[str, Case] = {
     "report not writable": cli_case(
         "report", *STORED, "-o", "/proc/fedsearch-report", expected=("cannot write in /proc",)
     ),
+    "report from a missing artifact folder": cli_case(
+        "report",
+        *STORED,
+        "-o",
+        "{tmp}/report",
+        "--artifact-dir",
+        "{tmp}/no-artifacts",
+        expected=("--artifact-dir", "no-artifacts is not a folder"),
+    ),
     "export onto a folder": cli_case(
         "export",
         *STORED,
