@@ -168,7 +168,7 @@ def _quiet_libraries() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def one_line(error: BaseException) -> str:
+def _one_line(error: BaseException) -> str:
     """The error's message on one line (line breaks and runs of spaces collapsed)."""
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -183,12 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except FedsearchError as error:
-        print(f"fedsearch: error: {one_line(error)}", file=sys.stderr)
+        print(f"fedsearch: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
-        reason = one_line(interrupt) if str(interrupt) else "interrupted (Ctrl-C)"
+        reason = _one_line(interrupt) if str(interrupt) else "interrupted (Ctrl-C)"
         print(
-            f"fedsearch: {reason}; the running trial is marked FAIL, finished trials are kept "
+            f"fedsearch: {reason}; any running trial is marked FAIL, finished trials are kept "
             "(run again to continue)",
             file=sys.stderr,
         )

@@ -162,7 +162,7 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, st
     assert worker.returncode == 130, stderr
     how = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
     assert stderr.splitlines() == [
-        f"fedsearch: interrupted ({how}); the running trial is marked FAIL, finished trials "
+        f"fedsearch: interrupted ({how}); any running trial is marked FAIL, finished trials "
         "are kept (run again to continue)"
     ]
     after = _trials(storage, "tiny")
