@@ -51,8 +51,8 @@ def parse_storage_url(url: str, *, field: str, source: str | None = None) -> sql
         ) from None
     except ImportError as error:
         raise ConfigError(
-            f"the driver of {parsed.drivername!r} is not installed ({error}); install it or "
-            "use postgresql+psycopg:// (installed with fedsearch)",
+            f"the driver of {parsed.drivername!r} is not installed ({error}); install it "
+            "(for postgresql+psycopg://: pip install 'fedsearch[postgres]')",
             source=source,
             field=field,
         ) from None
@@ -106,7 +106,7 @@ def _check_connection(
     url: str, parsed: sqlalchemy.URL, *, create: bool, field: str, source: str | None
 ) -> None:
     connect_args = {}
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_driver_name() in ("psycopg", "psycopg2"):  # libpq's option
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=connect_args)
     try:
