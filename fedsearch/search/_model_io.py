@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -109,7 +110,8 @@ def _check_skeleton(
     Raises:
         ValueError: Names or shapes differ, or the input shape does not fit.
     """
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zero-size layers of a crafted header
         skeleton = apply_overrides(
             architecture.build(tuple(spec.input_shape), spec.num_classes), spec.modules
         )
