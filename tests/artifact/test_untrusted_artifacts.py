@@ -25,7 +25,7 @@ from torch import nn
 from fedsearch import ArtifactError, CompressionContext, ModelSpec, get_registry
 from fedsearch.artifact._format import _PREAMBLE_LENGTH, _read_prefix
 from fedsearch.artifact._sparse import encode_varints
-from fedsearch.search import build_artifact, load_model
+from fedsearch.trial import build_artifact, load_model
 
 pytestmark = pytest.mark.slow
 
