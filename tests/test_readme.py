@@ -161,17 +161,22 @@ def mistake_jobs(root: Path) -> dict[str, Job]:
     return jobs
 
 
-def study_job(root: Path, name: str, blocks: list[Block], **changes: Any) -> Job:
+def study_job(
+    root: Path, name: str, blocks: list[Block], *, validate: bool = False, **changes: Any
+) -> Job:
     """A tiny study with the README's study fragments (and space fragments) merged in."""
     study, space = tiny_study(**merged(BUDGET, changes)), tiny_space()
     for block in blocks:
-        if "slots" in block.toml and "search" not in block.toml:
-            space = merged(space, block.toml)
-        else:
+        if "search" in block.toml or "slots" not in block.toml:
             study = merged(study, block.toml)
+        elif "architecture" in block.toml["slots"]:
+            space = block.toml  # a whole search space
+        else:  # slots and dimensions that replace the tiny space's
+            space = {part: space[part] | block.toml.get(part, {}) for part in space}
     folder = root / name
     path = write_study(folder, study, space)
-    commands = [("validate", ["validate", str(path)]), ("run", ["run", str(path)])]
+    commands = [("validate", ["validate", str(path)])] if validate else []
+    commands.append(("run", ["run", str(path)]))
     return Job(folder, commands, claims=[block.line for block in blocks])
 
 
@@ -188,6 +193,7 @@ COMBINATIONS = [
     {"quantize": "half", "distill": "attention"},  # attention: CNN students and teachers
 ]
 FAMILIES = ["mlp", "cnn", "dscnn"]
+COMMANDS = ["run", "validate", "plugins", "pareto", "status", "report", "export"]
 
 
 def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
@@ -203,7 +209,7 @@ def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
     teacher = "mlp" if family == "mlp" else "cnn"
     teacher_params = {"widths": [32]} if family == "mlp" else {"depth": 1, "channels": [4]}
     changes: dict[str, Any] = {
-        "teacher": {"architecture": {"name": teacher, "params": teacher_params}},
+        "teacher": {"architecture": {"name": teacher, "params": DROP}},
         "search": {"space": "space.toml"},
     }
     if combination.get("quantize") == "uniform":
@@ -212,7 +218,9 @@ def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
         changes["federation"] = {"execution": "sequential"}
     space = tiny_space(slots=slots, dimensions=dimensions)
     folder = root / f"{family}-{'-'.join(combination.values())}"
-    path = write_study(folder, tiny_study(**merged(BUDGET, changes)), space)
+    study = tiny_study(**merged(BUDGET, changes))
+    study["teacher"]["architecture"]["params"] = teacher_params
+    path = write_study(folder, study, space)
     return Job(folder, [("run", ["run", str(path)])])
 
 
@@ -225,7 +233,8 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
     found = {
         "quickstart": quickstart_job(root),
         "plugins": Job(root, [("plugins", ["plugins"])], env=plugin_env),
-        "space": study_job(root, "space", [space_snippet("architecture")]),
+        "space": study_job(root, "space", [space_snippet("architecture")], validate=True),
+        "help": Job(root, [(name, [name, "--help"]) for name in COMMANDS]),
         "limits": study_job(
             root,
             "limits",
@@ -287,7 +296,8 @@ def test_quickstart_commands(jobs):
     sample = next(block.text for block in readme_blocks("") if "Pareto front of" in block.text)
     header = sample.splitlines()[1].split()
     assert "Pareto front of quickstart" in run
-    assert any(line.split() == header for line in run.splitlines()), header
+    cells = [re.sub(r"[\u2500-\u257f]", " ", line).split() for line in run.splitlines()]
+    assert header in cells, run  # the same columns, in order (the README leaves out the box)
     dashboard = re.search(r"^\s+(optuna-dashboard .*)$", sample, re.M)[1]
     assert dashboard in run
     trials = job.trials("quickstart")
@@ -304,20 +314,26 @@ def test_quickstart_commands(jobs):
     assert (job.folder / "model.pt").stat().st_size > 0
 
 
+OPTION = re.compile(r"(?<![\w-])(--?[a-z][\w-]*)")
+
+
 def test_cli_reference_lists_exactly_each_commands_options(jobs):
     reference = next(
         block.text for block in readme_blocks("") if "fedsearch run STUDY" in block.text
     )
     synopses = re.findall(r"^fedsearch (\w+) (.*(?:\n {10,}\[.*)*)", reference, re.M)
-    assert sorted(name for name, _ in synopses) == sorted(
-        ["run", "validate", "plugins", "pareto", "status", "report", "export"]
-    )
+    assert sorted(name for name, _ in synopses) == sorted(COMMANDS)
     for name, synopsis in synopses:
-        usage = fedsearch(name, "--help", env=WIDE)
-        assert usage.returncode == 0, usage.stderr
-        real = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", usage.stdout)) - {"-h", "--help"}
-        shown = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", synopsis))
-        assert shown == real, f"fedsearch {name}: README shows {shown}, the CLI has {real}"
+        usage = jobs["help"].ok(name)
+        shown = set(OPTION.findall(synopsis))
+        aliases = [  # each option line of --help: its spellings, e.g. {"-o", "--output"}
+            set(OPTION.findall(line.strip().split("  ")[0]))
+            for line in usage.stdout.splitlines()
+            if re.match(r"^\s+-", line)
+        ]
+        real = [group for group in aliases if group and not group & {"-h", "--help"}]
+        assert all(group & shown for group in real), f"fedsearch {name}: README lacks {real}"
+        assert shown <= set().union(*real), f"fedsearch {name}: CLI lacks {shown}"
 
 
 def test_mistakes_give_the_one_line_errors_shown(jobs):
@@ -328,7 +344,7 @@ def test_mistakes_give_the_one_line_errors_shown(jobs):
         result = jobs[name].results["validate"]
         assert result.returncode == 2
         (error,) = result.stderr.strip().splitlines()
-        assert error.startswith(line.removesuffix("..."))
+        assert error.startswith(line.removesuffix("...")), error
 
 
 def test_plugins_lists_the_example_plugin(jobs):
@@ -387,7 +403,7 @@ def test_third_party_pruning_snippet_runs(jobs):
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="shared MNIST not present")
 def test_mnist_dataset_snippet_runs(jobs):
     (trial,) = _all_complete(jobs["mnist"])
-    assert sum(trial.user_attrs["partition"]["sizes"]) == 48000  # MNIST less 20% validation
+    assert trial.user_attrs["partition"]["examples"] == 48000  # MNIST less 20% validation
 
 
 def test_compressor_table_is_what_is_installed(registry):
