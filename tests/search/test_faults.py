@@ -27,6 +27,7 @@ from fedsearch import (
 )
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
 
+pytestmark = pytest.mark.e2e
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 FAST_HEARTBEATS = """
 [workers]
