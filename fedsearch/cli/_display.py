@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from fedsearch.host import PluginInfo
-from fedsearch.search import describe_selection
+from fedsearch.search import describe_front, describe_selection
 
 
 def format_bytes(count: float) -> str:
@@ -20,11 +21,23 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
-_PARETO_KEYS = {"trial", "val_accuracy", "test_accuracy", "model_bytes", "comm_bytes", "selection"}
+_PARETO_KEYS = {
+    "trial",
+    "val_accuracy",
+    "test_accuracy",
+    "model_bytes",
+    "comm_bytes",
+    "selection",
+    "identical",
+}
 
 
 def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran."""
+    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran.
+
+    A row that stands for several trials with identical objectives says
+    ``+N identical`` after its trial number.
+    """
     table = Table(title=title, title_justify="left")
     extras = [key for key in (rows[0] if rows else {}) if key not in _PARETO_KEYS]
     for header, justify in (
@@ -39,8 +52,9 @@ def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(header, justify=justify)
     for row in rows:
         test = row.get("test_accuracy")
+        identical = row.get("identical", [])
         table.add_row(
-            str(row["trial"]),
+            f"{row['trial']} +{len(identical)} identical" if identical else str(row["trial"]),
             f"{row['val_accuracy']:.4f}",
             "-" if test is None else f"{test:.4f}",
             format_bytes(row["model_bytes"]),
@@ -75,8 +89,8 @@ def space_table(rows: list[tuple[str, str, str]]) -> Table:
     return table
 
 
-def status_tables(summary: dict[str, Any]) -> list[Table]:
-    """Tables of ``fedsearch status``: states, workers, failures, the Pareto front."""
+def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
+    """Tables of ``fedsearch status``: states, workers, failures, the Pareto front and its note."""
     states = Table(
         title=f"study {summary['study']} (budget {summary['budget']})", title_justify="left"
     )
@@ -95,7 +109,7 @@ def status_tables(summary: dict[str, Any]) -> list[Table]:
             str(sum(counts.values())),
             f"{entry['busy_s']:.0f} s",
         )
-    tables = [states, workers]
+    tables: list[Table | Text] = [states, workers]
     if summary["failures"]:
         failures = Table(title="latest failures", title_justify="left")
         for header in ("trial", "worker", "error"):
@@ -109,4 +123,5 @@ def status_tables(summary: dict[str, Any]) -> list[Table]:
         tables.append(failures)
     best = ", ".join(f"{name}: trial {number}" for name, number in summary["best"].items())
     tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
+    tables.append(Text(describe_front(summary["front"])))
     return tables

@@ -13,7 +13,9 @@ from fedsearch.search._objective import (
     prepare_data,
 )
 from fedsearch.search._pareto import (
+    describe_front,
     describe_selection,
+    front_summary,
     infeasible_trials,
     is_feasible,
     load_existing_study,
@@ -72,10 +74,12 @@ __all__ = [
     "build_artifact",
     "cached_teacher",
     "default_storage_url",
+    "describe_front",
     "describe_selection",
     "error_attributes",
     "evaluate_selection",
     "export_model",
+    "front_summary",
     "infeasible_trials",
     "is_feasible",
     "load_existing_study",
