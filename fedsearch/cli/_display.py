@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from fedsearch.host import PluginInfo
-from fedsearch.search import describe_front, describe_selection
+from fedsearch.search import describe_selection
+from fedsearch.study import describe_front
 
 
 def format_bytes(count: float) -> str:

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from fedsearch import CompressionContext, evaluate_selection, resolve_study
 from fedsearch.artifact import describe_artifact
-from fedsearch.search import ComponentChoice, Selection, prepare_runtime
+from fedsearch.search import ComponentChoice, Selection
+from fedsearch.study import prepare_runtime
 from tests.conftest import write_tiny_study
 
 QUICKSTART_LIKE = """

@@ -14,8 +14,9 @@ from optuna.trial import TrialState
 from fedsearch import resolve_study, run_study
 from fedsearch.cli._main import main
 from fedsearch.config import ConstraintsConfig
-from fedsearch.search import front_summary, open_study, pareto_rows, pareto_trials, prepare_data
-from fedsearch.search._floor import accuracy_floor
+from fedsearch.study import front_summary, open_study, pareto_rows, pareto_trials
+from fedsearch.trial import prepare_data
+from fedsearch.trial._floor import accuracy_floor
 from tests.conftest import TINY_STUDY, write_tiny_study
 
 # One free choice: dense, or 99% of the weights pruned from the first round (a model at chance).

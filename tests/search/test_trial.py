@@ -7,16 +7,11 @@ import sqlalchemy
 
 from fedsearch import evaluate_selection, load_model, resolve_study
 from fedsearch.federated import accuracy
-from fedsearch.search import (
-    ComponentChoice,
-    Selection,
-    cached_teacher,
-    load_or_train_teacher,
-    prepare_runtime,
-    teacher_key,
-)
-from fedsearch.search._objective import trial_attributes
-from fedsearch.search._workers import ensure_sqlite_folder
+from fedsearch.search import ComponentChoice, Selection
+from fedsearch.study import load_or_train_teacher, prepare_runtime
+from fedsearch.study._storage import ensure_sqlite_folder
+from fedsearch.study._teacher import cached_teacher, teacher_key
+from fedsearch.trial._objective import trial_attributes
 
 
 @pytest.fixture(scope="module")
