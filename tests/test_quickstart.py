@@ -96,11 +96,13 @@ def test_no_front_trial_is_below_the_floor_and_two_bits_learn(quickstart):
     assert floor["source"] == "default" and 0.1 < floor["value"] < 0.2
     assert all(trial.values[0] >= floor["value"] for trial in pareto_trials(quickstart.study))
     two_bits = [
-        trial
+        trial.values[0]
         for trial in quickstart.study.get_trials(states=(TrialState.COMPLETE,))
         if trial.user_attrs["selection"].get("quantize", {}).get("params", {}).get("bits") == 2
     ]
-    assert all(trial.values[0] >= 0.5 for trial in two_bits), [t.values for t in two_bits]
+    # before the searched step, 7 of 30 trials ended at chance, all of them 2-bit
+    assert two_bits and min(two_bits) > floor["value"], two_bits
+    assert sorted(two_bits)[len(two_bits) // 2] > 0.8, two_bits
 
 
 def test_pareto_artifacts_reproduce_their_validation_accuracy(quickstart, registry):
