@@ -13,6 +13,7 @@ import optuna
 from rich.console import Console
 
 from fedsearch.cli._display import (
+    export_table,
     pareto_table,
     plugins_table,
     space_table,
@@ -23,13 +24,12 @@ from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import resolve_study
 from fedsearch.study import (
     artifact_dir,
-    export_model,
+    export_trials,
     infeasible_trials,
     load_existing_study,
     pareto_rows,
     run_study,
     study_status,
-    trial_artifact,
 )
 from fedsearch.study._storage import worker_id
 
@@ -129,13 +129,16 @@ def _note_infeasible(study: optuna.Study, console: Console) -> None:
 
 
 def export(args: argparse.Namespace, console: Console) -> int:
-    """``fedsearch export``: write a trial's model as its artifact, ONNX or TorchScript."""
-    data = trial_artifact(args.storage, args.study_name, args.trial)
-    model = export_model(data, get_registry(), args.format, args.output)
-    parameters = sum(parameter.numel() for parameter in model.parameters())
-    console.print(
-        f"trial {args.trial}: wrote {args.format} to {args.output} "
-        f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
-        f"{parameters} parameters)"
+    """``fedsearch export``: write a trial (or the front), re-score each file in its runtime."""
+    scores = export_trials(
+        args.storage,
+        args.study_name,
+        args.format,
+        get_registry(),
+        trial=None if args.pareto else args.trial,
+        output=args.output,
     )
+    console.print(export_table(scores))
+    if args.pareto:
+        console.print(f"table written: {Path(args.output) / 'exports.json'}", markup=False)
     return 0

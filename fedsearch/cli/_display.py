@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from fedsearch.host import PluginInfo
 from fedsearch.search import describe_selection
+from fedsearch.study import ExportScore
 
 
 def format_bytes(count: float) -> str:
@@ -110,3 +112,23 @@ def status_tables(summary: dict[str, Any]) -> list[Table]:
     best = ", ".join(f"{name}: trial {number}" for name, number in summary["best"].items())
     tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
     return tables
+
+
+def export_table(scores: list[ExportScore]) -> Table:
+    """Exported files re-scored in their runtimes: size, ratio to the artifact, accuracy, drift."""
+    table = Table(title="exports, re-scored in their runtimes", title_justify="left")
+    headers = ("trial", "format", "file", "bytes", "x model", "val acc", "test acc", "max diff")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("format", "file") else "right")
+    for score in scores:
+        table.add_row(
+            str(score.trial),
+            score.format,
+            Text(score.path),  # user text: never read as markup
+            str(score.bytes),
+            f"{score.ratio:.2f}",
+            f"{score.val_accuracy:.4f}",
+            f"{score.test_accuracy:.4f}",
+            f"{score.max_difference:.1e}",
+        )
+    return table
