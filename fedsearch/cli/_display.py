@@ -119,7 +119,8 @@ def export_table(scores: list[ExportScore]) -> Table:
     table = Table(title="exports, re-scored in their runtimes", title_justify="left")
     headers = ("trial", "format", "file", "bytes", "x model", "val acc", "test acc", "max diff")
     for header in headers:
-        table.add_column(header, justify="left" if header in ("format", "file") else "right")
+        left = header in ("format", "file")
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
     for score in scores:
         table.add_row(
             str(score.trial),
