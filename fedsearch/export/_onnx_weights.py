@@ -46,22 +46,24 @@ class WeightGraph:
 
 
 def _integer_type(tensor: QuantizedTensor) -> tuple[int, np.dtype] | None:
-    """ONNX element type and numpy dtype for the codes, or None when the zero point does not fit."""
-    signed = tensor.is_symmetric
+    """The narrowest ONNX integer type (and numpy dtype) for the codes and zero points.
+
+    None when a zero point is negative or needs more than 16 bits (``DequantizeLinear``
+    takes zero points of the codes' type); such tensors are kept as decoded floats.
+    """
     kinds = (
         (4, TensorProto.INT4, np.int8, TensorProto.UINT4, np.uint8),
         (8, TensorProto.INT8, np.int8, TensorProto.UINT8, np.uint8),
         (16, TensorProto.INT16, np.int16, TensorProto.UINT16, np.uint16),
     )
-    for bits, int_type, int_dtype, uint_type, uint_dtype in kinds:
-        onnx_type, dtype = (int_type, int_dtype) if signed else (uint_type, uint_dtype)
-        if tensor.bits <= bits:
-            if tensor.zero_point is None:
-                return onnx_type, np.dtype(dtype)
-            info = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-            if info[0] <= int(tensor.zero_point.min()) and int(tensor.zero_point.max()) <= info[1]:
-                return onnx_type, np.dtype(dtype)
-            return None
+    zero_point = tensor.zero_point
+    for bits, signed_type, signed_dtype, unsigned_type, unsigned_dtype in kinds:
+        if tensor.bits > bits:
+            continue
+        if zero_point is None:  # symmetric: signed codes, zero point 0
+            return signed_type, np.dtype(signed_dtype)
+        if int(zero_point.min()) >= 0 and int(zero_point.max()) < 1 << bits:
+            return unsigned_type, np.dtype(unsigned_dtype)
     return None
 
 

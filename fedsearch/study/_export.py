@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections.abc import Mapping
@@ -90,30 +91,35 @@ def export_model(
         ArtifactError: The bytes are not a valid artifact.
         ConfigError: Unknown format, or the package the format needs is missing.
     """
-    model = load_model(data, registry)
-    spec = decode_artifact(data).spec
-    example = torch.zeros((1, *spec.input_shape))
-    target = Path(path)
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(
             f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}",
             field="--format",
         )
+    artifact = decode_artifact(data)
+    model = load_model(data, registry)
     content = json.dumps(dict(metadata or {}), indent=1)
     if export_format == "onnx":
-        payload = integer_onnx(model, decode_artifact(data), metadata)
-    elif export_format == "executorch":
-        payload = executorch_program(model, spec.input_shape)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if export_format == "artifact":
-        target.write_bytes(data)
+        payload = integer_onnx(model, artifact, metadata)
     elif export_format == "torchscript":
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
-            traced = torch.jit.trace(model, example)
-            traced.save(str(target), _extra_files={METADATA_FILE: content})
+        payload = _torchscript(model, artifact.spec.input_shape, content)
+    elif export_format == "executorch":
+        payload = executorch_program(model, artifact.spec.input_shape)
     else:
-        target.write_bytes(payload)
-        if export_format == "executorch":
-            Path(f"{target}.{METADATA_FILE}").write_text(content)
+        payload = data
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(payload)
+    if export_format == "executorch":
+        Path(f"{target}.{METADATA_FILE}").write_text(content)
     return model
+
+
+def _torchscript(model: nn.Module, input_shape: tuple[int, ...], metadata: str) -> bytes:
+    """A traced TorchScript module with ``metadata`` as its extra file ``fedsearch.json``."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
+        traced = torch.jit.trace(model, torch.zeros((1, *input_shape)))
+        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: metadata})
+    return buffer.getvalue()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fedsearch import CompressionContext, ModelSpec, build_artifact, get_registry, load_model
-from fedsearch.artifact import decode_artifact
+from fedsearch.artifact import QuantizedTensor, decode_artifact, encode_artifact
 from fedsearch.export import ONNX_OPSET, integer_onnx
 
 FAMILIES = {
@@ -85,7 +85,8 @@ def test_onnx_export_computes_the_artifacts_model_with_its_stored_weights(family
         for item in proto.graph.initializer
         if item.data_type == onnx.TensorProto.FLOAT and item.name.endswith("weight")
     ]
-    assert not float_weights if kind != "magnitude" else True
+    if kind != "magnitude":  # float32 weights only where nothing else was stored
+        assert not float_weights
     assert len(exported) <= 2.5 * len(data) + 2048
 
 
@@ -98,3 +99,28 @@ def test_onnx_export_of_uncompressed_model_keeps_float32_weights_and_is_exact():
     assert {prop.key: prop.value for prop in proto.metadata_props} == {"fedsearch.trial": "7"}
     # nothing but the weights: the file is the raw float32 values plus a small graph
     assert len(exported) - sum(p.numel() * 4 for p in model.parameters()) < 1024
+
+
+@pytest.mark.parametrize(("zero_point", "expected"), [(20, "UINT8"), (-3, None)])
+def test_zero_points_outside_the_codes_type_widen_it_or_keep_floats(zero_point, expected):
+    registry = get_registry()
+    architecture = registry.create("architecture", "mlp", {"depth": 1, "widths": [16]})
+    model = architecture.build((1, 8, 8), 10)
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for name, value in model.state_dict().items():
+        codes = rng.integers(0, 16, size=tuple(value.shape))
+        tensors[name] = QuantizedTensor(codes, np.float32(0.01), 4, None, np.int32(zero_point))
+    spec = ModelSpec("mlp", architecture.params.model_dump(mode="json"), (1, 8, 8), 10)
+    data = encode_artifact(spec, tensors)
+    decoded = load_model(data, registry)
+    exported = integer_onnx(decoded, decode_artifact(data))
+    types = initializer_types(onnx.load_from_string(exported))
+    assert ("UINT8" in types) == (expected == "UINT8") and "UINT4" not in types
+    inputs = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    session = onnxruntime.InferenceSession(exported, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        assert (
+            np.abs(session.run(None, {"input": inputs.numpy()})[0] - decoded(inputs).numpy()).max()
+            <= 1e-5
+        )
