@@ -130,8 +130,11 @@ def _note_infeasible(study: optuna.Study, console: Console) -> None:
 
 def export(args: argparse.Namespace, console: Console) -> int:
     """``fedsearch export``: write a trial's model as its artifact, ONNX or TorchScript."""
+    registry = get_registry()
+    if args.study_file is not None:  # it names the model factories the artifact needs
+        registry = resolve_study(args.study_file, registry).registry
     data = trial_artifact(args.storage, args.study_name, args.trial)
-    model = export_model(data, get_registry(), args.format, args.output)
+    model = export_model(data, registry, args.format, args.output)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     console.print(
         f"trial {args.trial}: wrote {args.format} to {args.output} "

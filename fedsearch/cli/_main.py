@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
     )
     export.add_argument("-o", "--output", required=True, metavar="PATH")
+    export.add_argument(
+        "--study-file",
+        metavar="STUDY.toml",
+        help="the study file, to load the model factories it names (factory architectures)",
+    )
     export.set_defaults(handler=_commands.export)
     return parser
 

@@ -23,6 +23,7 @@ from fedsearch.host import (
     ComponentSpec,
     codec_pipeline_spec,
 )
+from fedsearch.search._factories import bind_study_factories
 from fedsearch.search._space import NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
@@ -103,6 +104,7 @@ def resolve_study(
     source = str(path)
     config = load_study_config(path)
     space = _resolve_space(config, Path(path), registry)
+    registry = bind_study_factories(config, space, registry, Path(path))
     federation = config.federation
 
     def spec(kind: str, ref: object, field: str) -> ComponentSpec:
