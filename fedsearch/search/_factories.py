@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -87,3 +89,22 @@ def bind_study_factories(
         factories.setdefault(reference, function)
         fields.setdefault(reference, field)
     return with_factories(registry, factories, source=source, fields=fields)
+
+
+def factory_digests(registry: ComponentRegistry) -> dict[str, str]:
+    """SHA-256 of the source file of every factory bound to ``registry``, by reference.
+
+    They belong to a study's fingerprint: editing the model's code is a
+    different study, not more trials of the same one.
+    """
+    if FACTORY_ARCHITECTURE not in registry.names("architecture"):
+        return {}
+    factories = getattr(registry.get("architecture", FACTORY_ARCHITECTURE).cls, "factories", {})
+    digests = {}
+    for reference, function in factories.items():
+        try:
+            source = Path(inspect.getsourcefile(function) or "").read_bytes()
+        except (TypeError, OSError):  # built without a source file: its reference stands
+            source = b""
+        digests[reference] = hashlib.sha256(source).hexdigest()[:16]
+    return digests

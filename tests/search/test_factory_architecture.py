@@ -201,3 +201,11 @@ def test_an_importable_module_works_as_well(tmp_path, monkeypatch):
         "factory": "byom_site_models:build", "kwargs": {"width": 4}})  # fmt: skip
     model = family.build((1, 8, 8), 3)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_editing_the_model_code_changes_the_study_fingerprint(tmp_path):
+    study_file = own_model_study(tmp_path)
+    before = resolve_study(study_file, get_registry()).fingerprint()
+    assert resolve_study(study_file, get_registry()).fingerprint() == before
+    (tmp_path / "my_models.py").write_text(RESIDUAL_CNN.replace("width=8", "width=9"))
+    assert resolve_study(study_file, get_registry()).fingerprint() != before
