@@ -62,9 +62,12 @@ def test_npz_dataset_with_natural_clients_runs_through_a_study(tmp_path):
     assert trial.values[0] > 0.25  # val accuracy well above chance (0.1) after 3 rounds
 
     splits = get_registry().create("dataset", "npz", {"path": str(tmp_path / "train.npz"),
-                                   "test_path": str(tmp_path / "test.npz")}).load()  # fmt: skip
+        "test_path": str(tmp_path / "test.npz"),
+        "clients_file": str(tmp_path / "clients.txt")}).load()  # fmt: skip
     assert torch.equal(splits.test_inputs, torch.from_numpy(x[700:]).float() / 255)
-    assert splits.num_classes == 10 and len(splits.train_labels) == 700
+    assert torch.equal(splits.train_labels, torch.from_numpy(y[:700]))
+    assert splits.num_classes == 10
+    assert np.array_equal(splits.train_groups, np.arange(700) % NUM_WRITERS)
 
 
 def write_image_folder(root: Path, pixels: np.ndarray, labels: np.ndarray) -> list[str]:
@@ -90,14 +93,13 @@ def test_image_folder_dataset_runs_through_a_study(tmp_path):
         "root": str(tmp_path / "images"), "mode": "L"}).load()  # fmt: skip
     assert splits.input_shape == (1, 8, 8) and splits.num_classes == 10
     assert len(splits.train_labels) + len(splits.test_labels) == 600
-    # Pixels come back exactly: every training image is one of the written digits / 255.
-    written = {bytes(image.tobytes()) for image in x}
+    # Pixels come back exactly, each image with the label of its folder (digit0..digit9 = 0..9).
+    labels_of: dict[bytes, set[int]] = {}
+    for image, label in zip(x, y, strict=True):
+        labels_of.setdefault(image.tobytes(), set()).add(int(label))
     loaded = (splits.train_inputs * 255).round().to(torch.uint8).numpy()
-    assert all(bytes(image.tobytes()) in written for image in loaded)
-    # Class labels follow the sorted folder names (digit0 .. digit9 = 0 .. 9).
-    first = splits.train_inputs[0].mul(255).round().to(torch.uint8).numpy()
-    matches = [label for image, label in zip(x, y, strict=True) if np.array_equal(image, first)]
-    assert int(splits.train_labels[0]) in matches
+    for image, label in zip(loaded, splits.train_labels.tolist(), strict=True):
+        assert label in labels_of[image.tobytes()]
 
     (tmp_path / "clients.csv").write_text(
         "".join(f"{n},site{i % 3}\n" for i, n in enumerate(names))
