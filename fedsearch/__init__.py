@@ -38,6 +38,7 @@ from fedsearch.components import (
     Compressor,
     Dataset,
     DatasetSplits,
+    FactoryArchitecture,
     NoParams,
     Objective,
     Partitioner,
@@ -52,7 +53,13 @@ from fedsearch.components import (
     compose_codecs,
 )
 from fedsearch.hookspecs import hookimpl, hookspec
-from fedsearch.host import ComponentRegistry, Registrar, get_plugin_manager, get_registry
+from fedsearch.host import (
+    ComponentRegistry,
+    Registrar,
+    get_plugin_manager,
+    get_registry,
+    with_factories,
+)
 from fedsearch.search import OBJECTIVE_NAMES, ResolvedStudy, Selection, resolve_study
 from fedsearch.study import pareto_rows, run_study
 from fedsearch.trial import ProgressReporter, build_artifact, evaluate_selection, load_model
@@ -81,6 +88,7 @@ __all__ = [
     "Dataset",
     "DatasetSplits",
     "DivergenceError",
+    "FactoryArchitecture",
     "FedsearchError",
     "FloatTensor",
     "ModelSpec",
@@ -118,4 +126,5 @@ __all__ = [
     "pareto_rows",
     "resolve_study",
     "run_study",
+    "with_factories",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from PIL import Image
 
 from tests._console import fedsearch
 from tests._studies import DROP, merged, tiny_space, tiny_study, write_study, write_toml
@@ -76,7 +78,20 @@ def snippet(predicate: Any) -> Block:
 
 
 def space_snippet(slot: str) -> Block:
-    return snippet(lambda doc: "slots" in doc and slot in doc["slots"] and "search" not in doc)
+    return snippet(
+        lambda doc: (
+            "slots" in doc
+            and slot in doc["slots"]
+            and "search" not in doc
+            and "factory" not in doc["slots"].get("architecture", [])
+        )  # own_model_job's
+    )
+
+
+def python_snippet(marker: str) -> Block:
+    """The one README python block that contains ``marker``."""
+    (block,) = [block for block in readme_blocks("python") if marker in block.text]
+    return block
 
 
 @dataclass
@@ -119,7 +134,7 @@ def quickstart_job(root: Path) -> Job:
     write_toml(folder / "studies" / "quickstart.toml", merged(study.toml, budget))
     commands = [(command.split()[1], command.split()[1:]) for command in readme_commands()]
     runs = [c for c in commands if c[1] == ["run", "studies/quickstart.toml"]]
-    exports = [c for c in commands if c[0] == "export" and "STUDY" not in " ".join(c[1])]
+    exports = [c for c in commands if c[0] == "export" and "quickstart" in " ".join(c[1])]
     assert runs and exports, "the README shows the quickstart run and an export"
     stored = ["--storage", "sqlite:///runs/fedsearch.db", "--study-name", "quickstart"]
     return Job(
@@ -178,6 +193,37 @@ def study_job(
     commands = [("validate", ["validate", str(path)])] if validate else []
     commands.append(("run", ["run", str(path)]))
     return Job(folder, commands, claims=[block.line for block in blocks])
+
+
+def own_model_job(root: Path) -> Job:
+    """Bring your own model and data: my_models.py, the npz files, the study, the export."""
+    folder = root / "own-model"
+    folder.mkdir()
+    (folder / "my_models.py").write_text(python_snippet("# my_models.py").text)
+    data = python_snippet("np.savez(").text
+    subprocess.run([sys.executable, "-c", data], cwd=folder, check=True, capture_output=True)
+    study = snippet(lambda doc: doc.get("name") == "own-model")
+    space = snippet(lambda doc: "factory" in doc.get("slots", {}).get("architecture", []))
+    write_toml(folder / "study.toml", merged(study.toml, BUDGET))
+    write_toml(folder / "space.toml", space.toml)
+    (export,) = [command for command in readme_commands() if "--study-file" in command]
+    commands = [("run", ["run", "study.toml"]), ("export", export.split()[1:])]
+    return Job(folder, commands, claims=[study.line, space.line])
+
+
+def image_folder_job(root: Path) -> Job:
+    """The README's image_folder dataset, on small RGB images of two classes."""
+    block = snippet(lambda doc: doc.get("dataset", {}).get("name") == "image_folder")
+    job = study_job(root, "image-folder", [block])
+    params = block.toml["dataset"]["params"]
+    colours = {"red": (200, 30, 30), "blue": (30, 30, 200)}
+    for split, count in ((params["root"], 12), (params["test_root"], 4)):
+        for name, colour in colours.items():
+            (job.folder / split / name).mkdir(parents=True)
+            for index in range(count):
+                size = (20 + index, 24)  # resized to params["size"]
+                Image.new("RGB", size, colour).save(job.folder / split / name / f"{index}.png")
+    return job
 
 
 COMPRESSOR_ROW = re.compile(r"^\| (factorize|prune|quantize|distill) \| `(\w+)` \|", re.M)
@@ -267,6 +313,8 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
         found["mnist"] = study_job(root, "mnist", [mnist])
         found["mnist"].cwd = REPO  # the README's root is relative to the checkout
     found |= mistake_jobs(root)
+    found["own-model"] = own_model_job(root)
+    found["image-folder"] = image_folder_job(root)
     for family in FAMILIES:
         for index, combination in enumerate(COMBINATIONS):
             found[f"{family}-{index}"] = compressor_job(root, family, combination)
@@ -404,6 +452,26 @@ def test_third_party_pruning_snippet_runs(jobs):
 def test_mnist_dataset_snippet_runs(jobs):
     (trial,) = _all_complete(jobs["mnist"])
     assert trial.user_attrs["partition"]["examples"] == 48000  # MNIST less 20% validation
+
+
+def test_own_model_and_data_snippets_run_export_and_load(jobs):
+    job = jobs["own-model"]
+    job.ok("run")
+    trials = job.trials("own-model")
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE]
+    assert trials[0].user_attrs["selection"]["architecture"]["name"] == "factory"
+    assert trials[0].user_attrs["partition"]["clients"] == 10  # clients.txt's writers
+    job.ok("export")
+    load = python_snippet("with_factories(").text
+    result = subprocess.run(
+        [sys.executable, "-c", load], cwd=job.folder, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_image_folder_snippet_runs(jobs):
+    (trial,) = _all_complete(jobs["image-folder"])
+    assert trial.user_attrs["partition"]["examples"] > 0
 
 
 def test_compressor_table_is_what_is_installed(registry):

@@ -131,11 +131,14 @@ def _print_front(
 
 def export(args: argparse.Namespace, console: Console) -> int:
     """``fedsearch export``: write a trial (or the front), re-score each file in its runtime."""
+    registry = get_registry()
+    if args.study_file is not None:  # it names the model factories the artifacts need
+        registry = resolve_study(args.study_file, registry).registry
     scores = export_trials(
         args.storage,
         args.study_name,
         args.format,
-        get_registry(),
+        registry,
         trial=None if args.pareto else args.trial,
         output=args.output,
     )

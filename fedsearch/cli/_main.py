@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", required=True, metavar="PATH", help="file (--trial) or folder (--pareto)"
     )
+    export.add_argument(
+        "--study-file",
+        metavar="STUDY.toml",
+        help="the study file, to load the model factories it names (factory architectures)",
+    )
     export.set_defaults(handler=_commands.export)
     return parser
 

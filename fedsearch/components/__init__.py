@@ -14,6 +14,11 @@ from fedsearch.components._compressor import (
     Teacher,
 )
 from fedsearch.components._dataset import Dataset, DatasetSplits
+from fedsearch.components._factory import (
+    FACTORY_ARCHITECTURE,
+    FactoryArchitecture,
+    ModelFactory,
+)
 from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
     ComponentParams,
@@ -45,6 +50,7 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
 
 __all__ = [
     "COMPONENT_KINDS",
+    "FACTORY_ARCHITECTURE",
     "PIPELINE_SEPARATOR",
     "STAGES",
     "Architecture",
@@ -58,6 +64,8 @@ __all__ = [
     "Compressor",
     "Dataset",
     "DatasetSplits",
+    "FactoryArchitecture",
+    "ModelFactory",
     "NoParams",
     "Objective",
     "Partitioner",

@@ -30,6 +30,10 @@ VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
 """Largest float32 stack of a round's client weights that ``auto`` vectorizes."""
 
 
+_NOT_VECTORIZED = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase)
+"""Modules that keep ``auto`` sequential: convolutions (slower batched) and batch norms."""
+
+
 def choose_execution(
     model: nn.Module,
     requested: Execution,
@@ -49,13 +53,14 @@ def choose_execution(
     only on the model and the round, so a trial stays deterministic. A
     compressor with its own ``training_loss`` (distillation) also keeps
     ``auto`` sequential: losses such as ``kl_div`` have no vmap batching rule
-    and fall back to a slow per-client loop.
+    and fall back to a slow per-client loop. Batch norms keep ``auto``
+    sequential too: ``vmap`` cannot update their running statistics in place.
     """
     if requested != "auto":
         return requested
     if num_clients < 2 or any(_changes_loss(compressor) for compressor in compressors):
         return "sequential"
-    if any(isinstance(module, nn.modules.conv._ConvNd) for module in model.modules()):
+    if any(isinstance(module, _NOT_VECTORIZED) for module in model.modules()):
         return "sequential"
     stacked = 4 * num_clients * sum(p.numel() for p in model.parameters())
     return "vectorized" if stacked <= VECTORIZE_MAX_STACKED_BYTES else "sequential"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedsearch.host._codecs import DOWNLINK, UPLINK, CodecPipelineSpec, codec_pipeline_spec
+from fedsearch.host._factories import load_factory, with_factories
 from fedsearch.host._manager import (
     ALLOW_ENV,
     BLOCK_ENV,
@@ -38,7 +39,9 @@ __all__ = [
     "describe_plugins",
     "get_plugin_manager",
     "get_registry",
+    "load_factory",
     "unknown_name_message",
     "validate_params",
     "validation_message",
+    "with_factories",
 ]

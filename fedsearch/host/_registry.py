@@ -65,6 +65,19 @@ class ComponentRegistry:
             )
         self._components[kind][cls.name] = RegisteredComponent(cls, plugin, plugin_version)
 
+    def replaced(self, cls: type[Component]) -> ComponentRegistry:
+        """A copy in which ``cls`` stands for the registered component of its kind and name.
+
+        The copy keeps the plugin that registered the original; ``self`` is unchanged.
+        """
+        original = self.get(cls.kind, cls.name)
+        copy = ComponentRegistry()
+        copy._components = {kind: dict(entries) for kind, entries in self._components.items()}
+        copy._components[cls.kind][cls.name] = RegisteredComponent(
+            cls, original.plugin, original.plugin_version
+        )
+        return copy
+
     def names(self, kind: str) -> list[str]:
         """Names of the registered components of ``kind``, sorted."""
         return sorted(self._components[kind])

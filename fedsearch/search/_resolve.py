@@ -23,6 +23,7 @@ from fedsearch.host import (
     ComponentSpec,
     codec_pipeline_spec,
 )
+from fedsearch.search._factories import bind_study_factories, factory_digests
 from fedsearch.search._space import NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
@@ -74,6 +75,8 @@ class ResolvedStudy:
         relevant["search"].pop("n_trials")
         relevant["search"].pop("timeout")
         relevant["space"] = self.space.rows()
+        if digests := factory_digests(self.registry):  # the code of your own models
+            relevant["factories"] = digests
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -103,6 +106,7 @@ def resolve_study(
     source = str(path)
     config = load_study_config(path)
     space = _resolve_space(config, Path(path), registry)
+    registry = bind_study_factories(config, space, registry, Path(path))
     federation = config.federation
 
     def spec(kind: str, ref: object, field: str) -> ComponentSpec:

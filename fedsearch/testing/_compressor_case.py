@@ -10,15 +10,17 @@ from torch.nn import functional as F
 
 from fedsearch.artifact import ModelSpec
 from fedsearch.components import (
+    FACTORY_ARCHITECTURE,
     STAGES,
     Batch,
     ComponentParams,
     CompressionContext,
     Compressor,
+    ModelFactory,
     Teacher,
     Weights,
 )
-from fedsearch.host import get_registry
+from fedsearch.host import ComponentRegistry, get_registry, with_factories
 from fedsearch.trial import build_artifact, load_model
 
 
@@ -47,6 +49,9 @@ class CompressorTestCase:
         params: Its params (defaults when empty).
         architecture: Built-in architecture of the tiny student (``mlp`` or ``cnn``).
         architecture_params: Its params.
+        model_factory: Your own ``build(input_shape, num_classes) -> nn.Module``
+            to test on instead (any module of common layers); its artifact is
+            loaded through the ``factory`` architecture.
         input_shape: Shape of one example.
         num_rounds: Rounds of the simulated lifecycle.
         teacher_architecture: ``(name, params)`` of the teacher handed to the
@@ -59,6 +64,7 @@ class CompressorTestCase:
     params: ClassVar[dict[str, Any]] = {}
     architecture: ClassVar[str] = "cnn"
     architecture_params: ClassVar[dict[str, Any]] = {"channels": [4, 8], "hidden": 16}
+    model_factory: ClassVar[ModelFactory | None] = None
     input_shape: ClassVar[tuple[int, ...]] = (1, 8, 8)
     num_classes: ClassVar[int] = 3
     num_examples: ClassVar[int] = 24
@@ -72,10 +78,25 @@ class CompressorTestCase:
         """The compressor, with its params validated by its ``Params`` model."""
         return self.compressor_class(self.compressor_class.Params(**self.params))
 
+    def registry(self) -> ComponentRegistry:
+        """The installed components; bound to ``model_factory`` when there is one."""
+        factory = type(self).model_factory
+        if factory is None:
+            return get_registry()
+        return with_factories(get_registry(), {self._factory_reference(): factory})
+
+    def _factory_reference(self) -> str:
+        factory = type(self).model_factory
+        return f"{factory.__module__}:{factory.__name__}"
+
+    def _architecture_choice(self) -> tuple[str, dict[str, Any]]:
+        if type(self).model_factory is None:
+            return self.architecture, dict(self.architecture_params)
+        return FACTORY_ARCHITECTURE, {"factory": self._factory_reference()}
+
     def build_model(self, seed: int = 0) -> nn.Module:
-        """A tiny student from the built-in ``architecture``."""
-        registry = get_registry()
-        family = registry.create("architecture", self.architecture, self.architecture_params)
+        """A tiny student from ``model_factory``, else from the built-in ``architecture``."""
+        family = self.registry().create("architecture", *self._architecture_choice())
         torch.manual_seed(seed)
         return family.build(self.input_shape, self.num_classes)
 
@@ -150,9 +171,8 @@ class CompressorTestCase:
 
     def artifact(self, compressor: Compressor, model: nn.Module, weights: Weights) -> bytes:
         """The artifact fedsearch would write for this trial."""
-        spec = ModelSpec(
-            self.architecture, dict(self.architecture_params), self.input_shape, self.num_classes
-        )
+        name, params = self._architecture_choice()
+        spec = ModelSpec(name, params, self.input_shape, self.num_classes)
         return build_artifact(
             spec, weights, [compressor], model=model, reference=self.build_model()
         )
@@ -194,7 +214,7 @@ class CompressorTestCase:
         """The artifact decodes into a model computing what the compressed forward pass did."""
         compressor, model, weights, logits = self.run_lifecycle()
         data = self.artifact(compressor, model, weights)
-        decoded = load_model(data, get_registry())
+        decoded = load_model(data, self.registry())
         inputs, _ = self.examples()
         with torch.no_grad():
             difference = (decoded(inputs) - logits).abs().max().item()

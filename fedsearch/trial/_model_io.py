@@ -94,6 +94,8 @@ def load_model(data: bytes, registry: ComponentRegistry) -> nn.Module:
             architecture.build(tuple(spec.input_shape), spec.num_classes), spec.modules
         )
         model.load_state_dict(state, strict=True)
+    except ArtifactError:
+        raise  # says itself what to do (a model factory the caller did not supply)
     except Exception as exc:  # anything a plugin's build raises on a bad header
         raise ArtifactError(
             f"artifact does not fit its architecture {spec.architecture!r} "

@@ -32,6 +32,7 @@ from fedsearch.search._describe import describe_selection
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
+from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
@@ -337,6 +338,7 @@ def trial_attributes(
         "nonzero_parameters": round(elements - zeros),
         "sparsity": round(zeros / elements, 6) if elements else 0.0,
         "bits": {layer.name: layer.bits for layer in layers},
+        "float32_tensors": float32_tensors(outcome.model, layers),
         "layers": [
             {
                 "name": layer.name,

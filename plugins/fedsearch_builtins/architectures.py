@@ -11,6 +11,7 @@ from torch import nn
 from fedsearch import (
     Architecture,
     ComponentParams,
+    FactoryArchitecture,
     Registrar,
     SearchChoices,
     SearchPerLayer,
@@ -236,7 +237,8 @@ class DSCNN(Architecture):
 
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
-    """Register the MLP, CNN and depthwise-separable CNN families."""
+    """Register the MLP, CNN and depthwise-separable CNN families and ``factory``."""
     register.architecture(MLP)
     register.architecture(CNN)
     register.architecture(DSCNN)
+    register.architecture(FactoryArchitecture)  # your own model, bound by the study file

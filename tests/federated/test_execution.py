@@ -140,3 +140,16 @@ def test_small_models_train_on_one_thread_and_the_setting_is_restored():
         assert (inside, inside_big, torch.get_num_threads()) == (1, 2, 2)
     finally:
         torch.set_num_threads(previous)
+
+
+def test_auto_keeps_batch_norm_models_sequential_and_they_train():
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    assert choose_execution(model, "auto", 4) == "sequential"
+    generator = torch.Generator().manual_seed(0)
+    inputs, labels = torch.randn(32, 6, generator=generator), torch.arange(32) % 3
+    trainer = LocalTrainer(model, inputs, labels, [], local_epochs=1, batch_size=8,
+                           learning_rate=0.1, generator=generator)  # fmt: skip
+    weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    ((trained, _),) = trainer.train_clients(weights, [np.arange(16), np.arange(16, 32)])[:1]
+    assert trainer.last_execution == "sequential"
+    assert not torch.equal(trained["1.running_mean"], weights["1.running_mean"])
