@@ -1,24 +1,34 @@
-"""Pieces the benchmarks share: clients dealt from a dataset, and a plain FedAvg run.
+"""Pieces the benchmarks share: clients dealt from a dataset, a plain FedAvg run, seed summaries.
 
-The benchmarks reproduce papers that report test accuracy, so the test split
-serves as the evaluation split here (a search never does this: it evaluates on
-a validation split carved out of the training data).
+Every choice a benchmark makes (a learning rate, a recipe, a configuration, a
+stopping round) is made on a validation split carved from the training data
+(``prepare_federated_data``); the test split is only reported, for the chosen
+configuration. ``clients_on_test_split`` is for the throughput benchmark,
+which chooses nothing and only times a fixed workload.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
-from fedsearch import get_registry
-from fedsearch.components import DatasetSplits, Partitioner
+from fedsearch import ComponentRegistry, get_registry
+from fedsearch.components import DatasetSplits, Partitioner, Weights
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, FederatedRun
+
+VAL_FRACTION = 0.05
+"""Share of the training examples carved out for validation (stratified by label)."""
 
 
 def clients_on_test_split(
     splits: DatasetSplits, partitioner: Partitioner, num_clients: int, seed: int
 ) -> FederatedData:
-    """Deal the training part to ``num_clients``; evaluate on the test part."""
+    """Deal the whole training part to ``num_clients``; evaluate on the test part."""
     clients = partitioner.partition(
         splits.train_labels.numpy(), num_clients, np.random.default_rng(seed)
     )
@@ -34,9 +44,14 @@ def clients_on_test_split(
     )
 
 
-def fedavg_run(data: FederatedData, federation: FederationConfig, seed: int = 0) -> FederatedRun:
-    """FedAvg with float32 payloads both ways."""
-    registry = get_registry()
+def fedavg_run(
+    data: FederatedData,
+    federation: FederationConfig,
+    seed: int = 0,
+    registry: ComponentRegistry | None = None,
+) -> FederatedRun:
+    """FedAvg with float32 payloads both ways (plugins discovered again unless ``registry``)."""
+    registry = registry or get_registry()
     return FederatedRun(
         data=data,
         federation=federation,
@@ -45,3 +60,61 @@ def fedavg_run(data: FederatedData, federation: FederationConfig, seed: int = 0)
         uplink_codec=registry.create("codec", "float32"),
         seed=seed,
     )
+
+
+class RoundTap:
+    """Wraps a strategy to keep each round's global weights and the clients that trained.
+
+    ``run_federated`` hands its round callback only the validation accuracy; a
+    benchmark that reports test accuracy for its chosen configuration reads the
+    weights here. Wrapping the strategy changes nothing in what it computes.
+    """
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+        self.weights: Weights | None = None
+        self.participants: set[int] = set()
+
+    def run_round(self, channel: Any, weights: Weights, server_round: Any) -> Weights:
+        """Delegate the round, recording who trained and the new global weights."""
+        self.weights = self.strategy.run_round(_Recorder(channel, self), weights, server_round)
+        return self.weights
+
+
+def tapped(run: FederatedRun) -> tuple[FederatedRun, RoundTap]:
+    """``run`` with its strategy wrapped in a ``RoundTap``, and the tap."""
+    tap = RoundTap(run.strategy)
+    return dataclasses.replace(run, strategy=tap), tap
+
+
+class _Recorder:
+    """A channel seen through ``RoundTap``: every attribute is the channel's own."""
+
+    def __init__(self, channel: Any, tap: RoundTap) -> None:
+        self._channel = channel
+        self._tap = tap
+
+    def train(self, client_ids: Sequence[int], *args: Any, **kwargs: Any) -> Any:
+        self._tap.participants.update(int(client) for client in client_ids)
+        return self._channel.train(client_ids, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one value), min, max and the values themselves."""
+    values = [float(value) for value in values]
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
+
+
+def mean_std(values: Sequence[float], digits: int = 2) -> str:
+    """``mean ± std (n = k)`` for a RESULTS.md cell."""
+    summary = spread(values)
+    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f} (n = {len(values)})"
