@@ -63,11 +63,12 @@ def fedavg_run(
 
 
 class RoundTap:
-    """Wraps a strategy to keep each round's global weights and the clients that trained.
+    """Wraps a strategy to keep each round's new global weights and the clients it selected.
 
     ``run_federated`` hands its round callback only the validation accuracy; a
     benchmark that reports test accuracy for its chosen configuration reads the
-    weights here. Wrapping the strategy changes nothing in what it computes.
+    weights here. Every call is the wrapped strategy's own, so nothing it
+    computes changes.
     """
 
     def __init__(self, strategy: Any) -> None:
@@ -75,31 +76,29 @@ class RoundTap:
         self.weights: Weights | None = None
         self.participants: set[int] = set()
 
-    def run_round(self, channel: Any, weights: Weights, server_round: Any) -> Weights:
-        """Delegate the round, recording who trained and the new global weights."""
-        self.weights = self.strategy.run_round(_Recorder(channel, self), weights, server_round)
+    def select_clients(self, *args: Any, **kwargs: Any) -> list[int]:
+        """The strategy's choice, recorded."""
+        chosen = self.strategy.select_clients(*args, **kwargs)
+        self.participants.update(int(client) for client in chosen)
+        return chosen
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> Weights:
+        """The strategy's new global weights, recorded."""
+        self.weights = self.strategy.aggregate(*args, **kwargs)
         return self.weights
+
+    def run_round(self, *args: Any, **kwargs: Any) -> Any:
+        """The strategy class's round, with this wrapper as ``self`` (so the two above record)."""
+        return type(self.strategy).run_round(self, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.strategy, name)
 
 
 def tapped(run: FederatedRun) -> tuple[FederatedRun, RoundTap]:
     """``run`` with its strategy wrapped in a ``RoundTap``, and the tap."""
     tap = RoundTap(run.strategy)
     return dataclasses.replace(run, strategy=tap), tap
-
-
-class _Recorder:
-    """A channel seen through ``RoundTap``: every attribute is the channel's own."""
-
-    def __init__(self, channel: Any, tap: RoundTap) -> None:
-        self._channel = channel
-        self._tap = tap
-
-    def train(self, client_ids: Sequence[int], *args: Any, **kwargs: Any) -> Any:
-        self._tap.participants.update(int(client) for client in client_ids)
-        return self._channel.train(client_ids, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._channel, name)
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:
