@@ -6,7 +6,8 @@ teacher's). The teacher is a LeNet-300-100 trained federatedly: the dense model
 ``benchmarks/deep_compression.py`` trained and cached in ``runs/``
 (``--teacher-state``), or one trained here (``--teacher-rounds``). The student
 MLP is trained ``--rounds`` rounds on hard labels alone and distilled from the
-teacher (soft targets, Hinton et al. 2015), with every (temperature, alpha)
+teacher (soft targets, Hinton et al. 2015; ``--method fitnets`` adds FitNets
+hints), with every (temperature, alpha)
 of the grid at the first seed. The configuration with the best validation
 accuracy is chosen and rerun at the other seeds; test errors (out of the 10,000
 MNIST test images) are reported for the chosen configuration only, per seed
@@ -93,7 +94,7 @@ def train_student(
     model = build("mlp", {"widths": [args.student_width]}, data, seed)
     compressors, downloads = [], None
     if teacher is not None:
-        distiller = get_registry().create("compressor", "soft_target", knobs)
+        distiller = get_registry().create("compressor", args.method, knobs)
         distiller.setup(CompressionContext(model, rounds, teacher))
         compressors, downloads = [distiller], distiller.one_time_downloads()
     curve: dict[int, float] = {}
@@ -133,6 +134,7 @@ def main() -> None:
     """Choose the distillation configuration on validation; report test errors over seeds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds: checks it runs")
+    parser.add_argument("--method", choices=["soft_target", "fitnets"], default="soft_target")
     parser.add_argument("--student-width", type=int, default=64)
     parser.add_argument("--teacher-rounds", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=200, help="student rounds")
@@ -175,6 +177,7 @@ def main() -> None:
     ]
     figures = {
         "quick": args.quick,
+        "method": args.method,
         "teacher": "lenet_300_100",
         "teacher_source": args.teacher_state or f"{args.teacher_rounds} rounds here",
         "student": f"mlp [{args.student_width}]",
