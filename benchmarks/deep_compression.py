@@ -143,7 +143,7 @@ def dense_model(
     key = hash_of(recipe.dense_phases, recipe.local_epochs, recipe.batch_size)
     cache = Path("runs") / f"dense-{name}-{DATA_SEED}-{key}.pt"
     if cache.exists() and not quick:  # the dense model of an earlier run with this recipe
-        saved = torch.load(cache)
+        saved = torch.load(cache, weights_only=True)
         model.load_state_dict(saved["weights"])
         print(f"{name}: dense model from {cache}", flush=True)
         return model, saved["comm_bytes"]
