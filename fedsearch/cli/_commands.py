@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fedsearch.cli._display import (
+    export_table,
     pareto_table,
     plugins_table,
     space_table,
@@ -26,13 +27,12 @@ from fedsearch.search import resolve_study
 from fedsearch.study import (
     artifact_dir,
     describe_front,
-    export_model,
+    export_trials,
     front_summary,
     load_existing_study,
     pareto_rows,
     run_study,
     study_status,
-    trial_artifact,
 )
 from fedsearch.study._storage import worker_id
 
@@ -130,13 +130,16 @@ def _print_front(
 
 
 def export(args: argparse.Namespace, console: Console) -> int:
-    """``fedsearch export``: write a trial's model as its artifact, ONNX or TorchScript."""
-    data = trial_artifact(args.storage, args.study_name, args.trial)
-    model = export_model(data, get_registry(), args.format, args.output)
-    parameters = sum(parameter.numel() for parameter in model.parameters())
-    console.print(
-        f"trial {args.trial}: wrote {args.format} to {escape(args.output)} "
-        f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
-        f"{parameters} parameters)"
+    """``fedsearch export``: write a trial (or the front), re-score each file in its runtime."""
+    scores = export_trials(
+        args.storage,
+        args.study_name,
+        args.format,
+        get_registry(),
+        trial=None if args.pareto else args.trial,
+        output=args.output,
     )
+    console.print(export_table(scores))
+    if args.pareto:
+        console.print(f"table written: {Path(args.output) / 'exports.json'}", markup=False)
     return 0

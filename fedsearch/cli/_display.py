@@ -14,7 +14,7 @@ from rich.text import Text
 
 from fedsearch.host import PluginInfo
 from fedsearch.search import describe_selection
-from fedsearch.study import describe_front
+from fedsearch.study import ExportScore, describe_front
 
 
 def format_bytes(count: float) -> str:
@@ -140,3 +140,24 @@ def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
     tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
     tables.append(Text(describe_front(summary["front"])))
     return tables
+
+
+def export_table(scores: list[ExportScore]) -> Table:
+    """Exported files re-scored in their runtimes: size, ratio to the artifact, accuracy, drift."""
+    table = Table(title="exports, re-scored in their runtimes", title_justify="left")
+    headers = ("trial", "format", "file", "bytes", "x model", "val acc", "test acc", "max diff")
+    for header in headers:
+        left = header in ("format", "file")
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
+    for score in scores:
+        table.add_row(
+            str(score.trial),
+            score.format,
+            Text(score.path),  # user text: never read as markup
+            str(score.bytes),
+            f"{score.ratio:.2f}",
+            f"{score.val_accuracy:.4f}",
+            f"{score.test_accuracy:.4f}",
+            f"{score.max_difference:.1e}",
+        )
+    return table

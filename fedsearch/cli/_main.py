@@ -136,16 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write a trial's model as its artifact, ONNX or TorchScript",
+        help="write a trial's model (or the whole front) as its artifact, ONNX, TorchScript "
+        "or ExecuTorch, and re-score each file in its runtime",
         parents=[stored],
     )
-    export.add_argument(
-        "--trial", required=True, type=_trial_number, metavar="N", help="trial number"
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=_trial_number, metavar="N", help="trial number")
+    which.add_argument(
+        "--pareto",
+        action="store_true",
+        help="every trial of the feasible front into the folder -o, with exports.json",
     )
     export.add_argument(
         "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
     )
-    export.add_argument("-o", "--output", required=True, metavar="PATH")
+    export.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="file (--trial) or folder (--pareto)"
+    )
     export.set_defaults(handler=_commands.export)
     return parser
 

@@ -47,6 +47,8 @@ class Dataset(Component):
     """
 
     kind: ClassVar[str] = "dataset"
+    class_names: ClassVar[tuple[str, ...]] = ()
+    """Names of the classes by label, when the dataset knows them (exports record them)."""
 
     @abstractmethod
     def load(self) -> DatasetSplits:

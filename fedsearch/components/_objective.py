@@ -35,3 +35,22 @@ class Objective(Component):
         Returns:
             The objective value.
         """
+
+    def measure_artifact(
+        self, artifact: bytes, model: nn.Module, input_shape: tuple[int, ...]
+    ) -> float:
+        """Measure the trial's final model together with its artifact.
+
+        The trial calls this; the default is ``measure(model, input_shape)``.
+        Override it for objectives of what ships, such as the size of the
+        artifact in a deployment format.
+
+        Args:
+            artifact: The trial's compressed artifact (``model_bytes`` is its length).
+            model: The model decoded from it, in eval mode.
+            input_shape: Shape of one example, channels first.
+
+        Returns:
+            The objective value.
+        """
+        return self.measure(model, input_shape)

@@ -4,6 +4,7 @@ under a shared budget, and read back its Pareto front, status, note and exports.
 from __future__ import annotations
 
 from fedsearch.study._export import EXPORT_FORMATS, export_model, trial_artifact
+from fedsearch.study._export_trials import export_trials
 from fedsearch.study._note import study_note
 from fedsearch.study._pareto import (
     describe_front,
@@ -14,6 +15,7 @@ from fedsearch.study._pareto import (
     pareto_rows,
     pareto_trials,
 )
+from fedsearch.study._rescore import ExportScore
 from fedsearch.study._run import artifact_dir, open_study, prepare_runtime, run_study
 from fedsearch.study._status import study_status
 from fedsearch.study._storage_checks import check_output_file, check_writable_folder
@@ -21,11 +23,13 @@ from fedsearch.study._teacher import load_or_train_teacher
 
 __all__ = [
     "EXPORT_FORMATS",
+    "ExportScore",
     "artifact_dir",
     "check_output_file",
     "check_writable_folder",
     "describe_front",
     "export_model",
+    "export_trials",
     "front_summary",
     "infeasible_trials",
     "is_feasible",

@@ -1,8 +1,11 @@
-"""``fedsearch export``: a stored trial's model as its artifact, ONNX or TorchScript."""
+"""``fedsearch export``: a stored trial's model as its artifact, ONNX, TorchScript or ExecuTorch."""
 
 from __future__ import annotations
 
+import io
+import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -12,14 +15,22 @@ from torch import nn
 
 from fedsearch._errors import ConfigError
 from fedsearch.artifact import decode_artifact
+from fedsearch.export import executorch_program, integer_onnx
 from fedsearch.host import ComponentRegistry
 from fedsearch.study._pareto import load_existing_study
 from fedsearch.study._storage_checks import check_output_file
 from fedsearch.trial._model_io import load_model
 
-ExportFormat = Literal["artifact", "onnx", "torchscript"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("artifact", "onnx", "torchscript")
-ONNX_OPSET = 17
+ExportFormat = Literal["artifact", "onnx", "torchscript", "executorch"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("artifact", "onnx", "torchscript", "executorch")
+FILE_SUFFIXES: dict[str, str] = {
+    "artifact": ".fsz",
+    "onnx": ".onnx",
+    "torchscript": ".pt",
+    "executorch": ".pte",
+}
+METADATA_FILE = "fedsearch.json"
+"""Name of the metadata in a TorchScript file's extra files (and the suffix of ExecuTorch's)."""
 
 
 def trial_artifact(storage: str, study_name: str, trial_number: int) -> bytes:
@@ -84,57 +95,61 @@ def stored_artifact(folder: Path, artifact_id: object, trial_number: int) -> Pat
 
 
 def export_model(
-    data: bytes, registry: ComponentRegistry, export_format: ExportFormat, path: str | Path
+    data: bytes,
+    registry: ComponentRegistry,
+    export_format: ExportFormat,
+    path: str | Path,
+    *,
+    metadata: Mapping[str, str] | None = None,
 ) -> nn.Module:
     """Write an artifact as ``export_format`` to ``path``; return the decoded model.
 
-    ``artifact`` writes the bytes unchanged (after checking they decode). ``onnx``
-    writes an ONNX graph (opset 17, dynamic batch) with input ``input`` and
-    output ``logits``; ``torchscript`` a traced TorchScript module.
+    ``artifact`` writes the bytes unchanged (after checking they decode).
+    ``onnx`` writes an ONNX graph (opset 21, dynamic batch, input ``input``,
+    output ``logits``) that keeps the artifact's stored weights: integer codes
+    feeding ``DequantizeLinear``, half floats, sparse tensors
+    (``fedsearch.export.integer_onnx``), with ``metadata`` as its
+    ``metadata_props``. ``torchscript`` writes a traced TorchScript module with
+    ``metadata`` as JSON in its extra file ``fedsearch.json``; ``executorch`` an
+    ExecuTorch program (XNNPACK delegate) with the metadata beside it in
+    ``PATH.fedsearch.json``.
 
     Raises:
         ArtifactError: The bytes are not a valid artifact.
-        ConfigError: Unknown format, the onnx package is missing, or nothing can
-            be written at ``path`` (a folder is there, or its folder is not writable).
+        ConfigError: Unknown format, the package the format needs is missing, or
+            nothing can be written at ``path`` (a folder is there, or its folder is
+            not writable).
     """
     check_output_file(path, field="--output")
-    model = load_model(data, registry)
-    spec = decode_artifact(data).spec
-    example = torch.zeros((1, *spec.input_shape))
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if export_format == "artifact":
-        target.write_bytes(data)
-    elif export_format == "onnx":
-        _export_onnx(model, example, target)
-    elif export_format == "torchscript":
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
-            torch.jit.trace(model, example).save(str(target))
-    else:
+    if export_format not in EXPORT_FORMATS:
         raise ConfigError(
             f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}",
             field="--format",
         )
+    artifact = decode_artifact(data)
+    model = load_model(data, registry)
+    content = json.dumps(dict(metadata or {}), indent=1)
+    if export_format == "onnx":
+        payload = integer_onnx(model, artifact, metadata)
+    elif export_format == "torchscript":
+        payload = _torchscript(model, artifact.spec.input_shape, content)
+    elif export_format == "executorch":
+        payload = executorch_program(model, artifact.spec.input_shape)
+    else:
+        payload = data
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(payload)
+    if export_format == "executorch":
+        Path(f"{target}.{METADATA_FILE}").write_text(content)
     return model
 
 
-def _export_onnx(model: nn.Module, example: torch.Tensor, target: Path) -> None:
-    try:
-        import onnx  # noqa: F401  (torch.onnx needs it)
-    except ImportError as exc:
-        raise ConfigError(
-            "ONNX export needs the onnx package: pip install 'fedsearch[export]'", field="--format"
-        ) from exc
+def _torchscript(model: nn.Module, input_shape: tuple[int, ...], metadata: str) -> bytes:
+    """A traced TorchScript module with ``metadata`` as its extra file ``fedsearch.json``."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
-        torch.onnx.export(
-            model,
-            (example,),
-            str(target),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
+        traced = torch.jit.trace(model, torch.zeros((1, *input_shape)))
+        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: metadata})
+    return buffer.getvalue()

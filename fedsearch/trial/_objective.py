@@ -239,7 +239,11 @@ class TrialObjective:
         trial.set_user_attr("constraints", constraints)
         trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
         extras = [
-            float(spec.build().measure(outcome.model, self.runtime.data.input_shape))
+            float(
+                spec.build().measure_artifact(
+                    outcome.artifact, outcome.model, self.runtime.data.input_shape
+                )
+            )
             for spec in study.objectives
         ]
         trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))

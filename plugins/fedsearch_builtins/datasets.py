@@ -26,6 +26,7 @@ class Digits(Dataset):
     """scikit-learn's 1797 8x8 handwritten digits, 10 classes, pixels scaled to [0, 1]."""
 
     name = "digits"
+    class_names = tuple("0123456789")
     description = "scikit-learn digits, 1x8x8, 10 classes (bundled)"
     Params = DigitsParams
 

@@ -1,4 +1,5 @@
-"""Extra objectives: FLOPs and measured CPU inference latency (both off by default)."""
+"""Extra objectives: FLOPs, measured CPU inference latency and the deployed ONNX size
+(all off by default)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import Field
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fedsearch import ComponentParams, Objective, Registrar, hookimpl
+from fedsearch import ComponentParams, Objective, PluginError, Registrar, decode_artifact, hookimpl
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -83,8 +84,38 @@ class Latency(Objective):
         return statistics.median(timings)
 
 
+class DeployBytes(Objective):
+    """Minimise the bytes that ship: the ONNX export with integer weights.
+
+    The size of ``fedsearch export --format onnx``'s file without its metadata
+    (``fedsearch.export.integer_onnx``): integer codes, half floats and sparse
+    tensors as the artifact stores them, plus the graph. Needs the ``export``
+    extra (``pip install 'fedsearch[export]'``).
+    """
+
+    name = "deploy_bytes"
+    metric = "deploy_bytes"
+    direction = "minimize"
+    description = "bytes of the ONNX export with integer weights (needs fedsearch[export])"
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """Not measurable from the model alone: the stored form is in the artifact."""
+        raise PluginError(
+            "deploy_bytes measures the trial's artifact: call measure_artifact", plugin=self.name
+        )
+
+    def measure_artifact(
+        self, artifact: bytes, model: nn.Module, input_shape: tuple[int, ...]
+    ) -> float:
+        """Length of the artifact's ONNX export with integer weights."""
+        from fedsearch.export import integer_onnx
+
+        return float(len(integer_onnx(model, decode_artifact(artifact))))
+
+
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
     """Register the extra objectives."""
     register.objective(FLOPs)
     register.objective(Latency)
+    register.objective(DeployBytes)
