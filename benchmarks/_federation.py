@@ -1,24 +1,34 @@
-"""Pieces the benchmarks share: clients dealt from a dataset, and a plain FedAvg run.
+"""Pieces the benchmarks share: clients dealt from a dataset, a plain FedAvg run, seed summaries.
 
-The benchmarks reproduce papers that report test accuracy, so the test split
-serves as the evaluation split here (a search never does this: it evaluates on
-a validation split carved out of the training data).
+Every choice a benchmark makes (a learning rate, a recipe, a configuration, a
+stopping round) is made on a validation split carved from the training data
+(``prepare_federated_data``); the test split is only reported, for the chosen
+configuration. ``clients_on_test_split`` is for the throughput benchmark,
+which chooses nothing and only times a fixed workload.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
-from fedsearch import get_registry
-from fedsearch.components import DatasetSplits, Partitioner
+from fedsearch import ComponentRegistry, get_registry
+from fedsearch.components import DatasetSplits, Partitioner, Weights
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, FederatedRun
+
+VAL_FRACTION = 0.05
+"""Share of the training examples carved out for validation (stratified by label)."""
 
 
 def clients_on_test_split(
     splits: DatasetSplits, partitioner: Partitioner, num_clients: int, seed: int
 ) -> FederatedData:
-    """Deal the training part to ``num_clients``; evaluate on the test part."""
+    """Deal the whole training part to ``num_clients``; evaluate on the test part."""
     clients = partitioner.partition(
         splits.train_labels.numpy(), num_clients, np.random.default_rng(seed)
     )
@@ -34,9 +44,14 @@ def clients_on_test_split(
     )
 
 
-def fedavg_run(data: FederatedData, federation: FederationConfig, seed: int = 0) -> FederatedRun:
-    """FedAvg with float32 payloads both ways."""
-    registry = get_registry()
+def fedavg_run(
+    data: FederatedData,
+    federation: FederationConfig,
+    seed: int = 0,
+    registry: ComponentRegistry | None = None,
+) -> FederatedRun:
+    """FedAvg with float32 payloads both ways (plugins discovered again unless ``registry``)."""
+    registry = registry or get_registry()
     return FederatedRun(
         data=data,
         federation=federation,
@@ -45,3 +60,60 @@ def fedavg_run(data: FederatedData, federation: FederationConfig, seed: int = 0)
         uplink_codec=registry.create("codec", "float32"),
         seed=seed,
     )
+
+
+class RoundTap:
+    """Wraps a strategy to keep each round's new global weights and the clients it selected.
+
+    ``run_federated`` hands its round callback only the validation accuracy; a
+    benchmark that reports test accuracy for its chosen configuration reads the
+    weights here. Every call is the wrapped strategy's own, so nothing it
+    computes changes.
+    """
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+        self.weights: Weights | None = None
+        self.participants: set[int] = set()
+
+    def select_clients(self, *args: Any, **kwargs: Any) -> list[int]:
+        """The strategy's choice, recorded."""
+        chosen = self.strategy.select_clients(*args, **kwargs)
+        self.participants.update(int(client) for client in chosen)
+        return chosen
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> Weights:
+        """The strategy's new global weights, recorded."""
+        self.weights = self.strategy.aggregate(*args, **kwargs)
+        return self.weights
+
+    def run_round(self, *args: Any, **kwargs: Any) -> Any:
+        """The strategy class's round, with this wrapper as ``self`` (so the two above record)."""
+        return type(self.strategy).run_round(self, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.strategy, name)
+
+
+def tapped(run: FederatedRun) -> tuple[FederatedRun, RoundTap]:
+    """``run`` with its strategy wrapped in a ``RoundTap``, and the tap."""
+    tap = RoundTap(run.strategy)
+    return dataclasses.replace(run, strategy=tap), tap
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one value), min, max and the values themselves."""
+    values = [float(value) for value in values]
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
+
+
+def mean_std(values: Sequence[float], digits: int = 2) -> str:
+    """``mean ± std (n = k)`` for a RESULTS.md cell."""
+    summary = spread(values)
+    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f} (n = {len(values)})"

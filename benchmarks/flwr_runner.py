@@ -4,6 +4,9 @@ Uses Flower's current Message API: a ``ClientApp`` whose ``train`` handler runs
 the same local SGD as the hand loop, a ``ServerApp`` running
 ``flwr.serverapp.strategy.FedAvg``, both driven by
 ``flwr.simulation.run_simulation`` (the Ray backend, one CPU per client).
+The server's evaluation hook, which ``FedAvg.start`` calls before the first
+round and after every round, ticks the benchmark's ``RoundClock``: what comes
+before the first tick is Flower's start-up.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def flower_fedavg(
     model: nn.Module,
     local_sgd: Callable[..., None],
     clients_per_round: int,
+    clock: Any,
 ) -> dict[str, torch.Tensor]:
     """Run the workload in Flower's simulation; return the final global state dict."""
     # Ray workers unpickle the apps: send this module's code along by value.
@@ -65,10 +69,15 @@ def flower_fedavg(
             min_evaluate_nodes=0,
             min_available_nodes=workload.num_clients,
         )
+
+        def tick(server_round: int, arrays: ArrayRecord) -> None:
+            clock.tick()  # before round 1, then after every round
+
         result = strategy.start(
             grid=grid,
             initial_arrays=ArrayRecord(model.state_dict()),
             num_rounds=workload.rounds,
+            evaluate_fn=tick,
         )
         final["state"] = result.arrays.to_torch_state_dict()
 

@@ -13,7 +13,9 @@ Workloads (plain SGD, FedAvg, final accuracy on the test split):
 - ``mnist_2nn``: MNIST, 100 clients, C=0.1, 10 rounds, 2NN (McMahan et al.), E=1, B=10.
 - ``lenet5``: MNIST, 10 clients x 2 rounds, all clients each round, Caffe LeNet-5, E=1, B=32.
 
-Runners, each timed from the loaded data to the final test accuracy:
+Runners, each timed from the loaded data to the final test accuracy, split
+into start-up (before the first round), the first round (warm-up) and the mean
+time of the rounds after it (see ``benchmarks/_timing.py``):
 
 - ``fedsearch``: ``run_federated`` (float32 codecs through the channel, execution ``auto``).
 - ``hand loop``: the minimal sequential PyTorch loop a user would write: per
@@ -25,7 +27,8 @@ Runners, each timed from the loaded data to the final test accuracy:
   same loop body as the hand loop inside the client, when ``flwr`` is
   installed; otherwise the column says so.
 
-Prints the wall times and the ratios measured in this one run.
+Prints the wall times and the ratios measured in this one run: per round
+after the warm-up, and in total.
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from _federation import clients_on_test_split, fedavg_run
+from _timing import RoundClock
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -108,7 +111,7 @@ def sampled_clients(workload: Workload, rng: np.random.Generator) -> list[int]:
     return sorted(int(c) for c in rng.choice(workload.num_clients, size=count, replace=False))
 
 
-def run_fedsearch(workload: Workload, data: FederatedData) -> float:
+def run_fedsearch(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
     """fedsearch's simulation; returns the final test accuracy."""
     federation = FederationConfig(
         num_clients=workload.num_clients,
@@ -119,9 +122,10 @@ def run_fedsearch(workload: Workload, data: FederatedData) -> float:
         learning_rate=workload.learning_rate,
         eval_every=workload.rounds,
     )
-    run = fedavg_run(data, federation)
+    run = fedavg_run(data, federation, registry=get_registry())
     model = build_model(workload, data)
-    result = run_federated(model, run)
+    clock.tick()
+    result = run_federated(model, run, on_round=lambda record: clock.tick())
     return result.history[-1].val_accuracy  # the validation split is the test split here
 
 
@@ -145,11 +149,12 @@ def average(states: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str
     }
 
 
-def run_hand_loop(workload: Workload, data: FederatedData) -> float:
+def run_hand_loop(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
     """A minimal sequential PyTorch FedAvg loop; returns the final test accuracy."""
     model = build_model(workload, data)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
+    clock.tick()
     for _ in range(workload.rounds):
         states, sizes = [], []
         for client in sampled_clients(workload, rng):
@@ -159,11 +164,12 @@ def run_hand_loop(workload: Workload, data: FederatedData) -> float:
             states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             sizes.append(len(index))
         global_state = average(states, sizes)
+        clock.tick()
     model.load_state_dict(global_state)
     return accuracy(model, data.test_inputs, data.test_labels)
 
 
-def run_flower(workload: Workload, data: FederatedData) -> float:
+def run_flower(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
     """Flower's simulation engine; returns the final test accuracy."""
     from flwr_runner import flower_fedavg  # benchmarks/flwr_runner.py, imports flwr
 
@@ -174,6 +180,7 @@ def run_flower(workload: Workload, data: FederatedData) -> float:
         model=model,
         local_sgd=local_sgd,
         clients_per_round=len(sampled_clients(workload, np.random.default_rng(0))),
+        clock=clock,
     )
     model.load_state_dict(state)
     return accuracy(model, data.test_inputs, data.test_labels)
@@ -192,17 +199,18 @@ def warm_up() -> None:
     """First autograd and vmap calls of a process are slow; pay them before timing."""
     workload = Workload("warm-up", "digits", "mlp", {"widths": [16]}, 4, 1.0, 1, 32, 0.1)
     data = load_data(workload, None, smoke=True)
-    run_fedsearch(workload, data)
-    run_hand_loop(workload, data)
+    run_fedsearch(workload, data, RoundClock())
+    run_hand_loop(workload, data, RoundClock())
 
 
 def timed(
-    runner: Callable[[Workload, FederatedData], float], workload, data
-) -> tuple[float, float]:
-    """Wall seconds and final accuracy of one runner."""
-    started = time.perf_counter()
-    final_accuracy = runner(workload, data)
-    return time.perf_counter() - started, final_accuracy
+    runner: Callable[[Workload, FederatedData, RoundClock], float], workload, data
+) -> tuple[RoundClock, float]:
+    """The round clock and final accuracy of one runner."""
+    clock = RoundClock()
+    final_accuracy = runner(workload, data, clock)
+    clock.stop()
+    return clock, final_accuracy
 
 
 def main() -> None:
@@ -228,23 +236,35 @@ def main() -> None:
         flower = timed(run_flower, workload, data) if with_flower else None
         rows.append((workload.name, ours, hand, flower))
         print(
-            f"  {workload.name}: fedsearch {ours[0]:.2f} s, hand loop {hand[0]:.2f} s"
-            + (f", flower {flower[0]:.2f} s" if flower else ""),
+            f"  {workload.name}: fedsearch {ours[0].total_s:.2f} s, "
+            f"hand loop {hand[0].total_s:.2f} s"
+            + (f", flower {flower[0].total_s:.2f} s" if flower else ""),
             flush=True,
         )
     print()
+    print_table(rows, flower_note)
+
+
+def print_table(rows: list, flower_note: str) -> None:
+    """One line per workload and runner: start-up, warm-up round, per round after it, total."""
     print(
-        "| workload | fedsearch s (acc) | hand loop s (acc) | flower s (acc) "
-        "| hand / fedsearch | flower / fedsearch |"
+        "| workload | runner | start-up s | round 1 (warm-up) s | per round after warm-up s "
+        "| total s | accuracy | per round / fedsearch | total / fedsearch |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, ours, hand, flower in rows:
-        flower_cell = f"{flower[0]:.2f} ({flower[1]:.4f})" if flower else flower_note
-        flower_ratio = f"{flower[0] / ours[0]:.1f}x" if flower else "-"
-        print(
-            f"| {name} | {ours[0]:.2f} ({ours[1]:.4f}) | {hand[0]:.2f} ({hand[1]:.4f}) | "
-            f"{flower_cell} | {hand[0] / ours[0]:.2f}x | {flower_ratio} |"
-        )
+        runners = [("fedsearch", ours), ("hand loop", hand), ("flower", flower)]
+        for runner, measured in runners:
+            if measured is None:
+                print(f"| {name} | {runner} | {flower_note} | | | | | | |")
+                continue
+            clock, final_accuracy = measured
+            print(
+                f"| {name} | {runner} | {clock.startup_s:.3f} | {clock.warmup_s:.3f} "
+                f"| {clock.per_round_s:.3f} | {clock.total_s:.2f} | {final_accuracy:.4f} "
+                f"| {clock.per_round_s / ours[0].per_round_s:.2f}x "
+                f"| {clock.total_s / ours[0].total_s:.1f}x |"
+            )
 
 
 if __name__ == "__main__":
