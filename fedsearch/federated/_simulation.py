@@ -13,6 +13,7 @@ from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weigh
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
 from fedsearch.federated._data import FederatedData
+from fedsearch.federated._parallel import close_client_pool
 from fedsearch.federated._functional import model_weights, transformed
 from fedsearch.federated._training import LocalTrainer, accuracy
 
@@ -104,6 +105,7 @@ def run_federated(
         learning_rate=learning_rate or federation.learning_rate,
         generator=generator,
         execution=federation.execution,
+        workers=federation.client_workers,
     )
     weights = model_weights(model)
     channel = SimulatedChannel(
@@ -137,6 +139,7 @@ def run_federated(
         history.append(record)
         if on_round is not None:
             on_round(record)
+    close_client_pool(trainer)
     return SimulationResult(
         weights=weights,
         history=history,
