@@ -15,7 +15,8 @@ Workloads (plain SGD, FedAvg, final accuracy on the test split):
 
 Runners, each timed from the loaded data to the final test accuracy:
 
-- ``fedsearch``: ``run_federated`` (float32 codecs through the channel, execution ``auto``).
+- ``fedsearch``: ``run_federated`` (float32 codecs through the channel), on 1, 2
+  and all cores (see below).
 - ``hand loop``: the minimal sequential PyTorch loop a user would write: per
   client ``load_state_dict``, ``torch.optim.SGD``, a shuffled ``DataLoader``
   over a ``TensorDataset`` of the client's examples, then a weighted average
@@ -25,7 +26,12 @@ Runners, each timed from the loaded data to the final test accuracy:
   same loop body as the hand loop inside the client, when ``flwr`` is
   installed; otherwise the column says so.
 
-Prints the wall times and the ratios measured in this one run.
+Every runner is timed in the same run, in interleaved repetitions (``--repeats``):
+the output gives each runner's median time and spread, the median ratio to the
+hand loop, and how far fedsearch's final weights are from its 1-core
+(sequential) run with the same seed. fedsearch runs on 1 core (one thread), 2
+cores (two worker processes) and all cores (the defaults, ``execution =
+"auto"``); the hand loop always gets torch's default threads.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +56,7 @@ from fedsearch import ComponentRegistry
 from fedsearch import get_registry as _discover_plugins
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, accuracy, run_federated
+from fedsearch.federated._parallel import usable_cores
 
 
 @functools.cache
@@ -108,8 +117,43 @@ def sampled_clients(workload: Workload, rng: np.random.Generator) -> list[int]:
     return sorted(int(c) for c in rng.choice(workload.num_clients, size=count, replace=False))
 
 
-def run_fedsearch(workload: Workload, data: FederatedData) -> float:
-    """fedsearch's simulation; returns the final test accuracy."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a runner ends with: final test accuracy and, for fedsearch, the global weights."""
+
+    accuracy: float
+    weights: dict[str, torch.Tensor] | None = None
+    execution: str = ""
+
+
+@dataclass(frozen=True)
+class FedsearchSetting:
+    """How many cores fedsearch may use: ``cores`` 1 is one thread and no workers."""
+
+    label: str
+    execution: str
+    workers: int | None
+    threads: int | None = None
+
+
+def fedsearch_settings() -> list[FedsearchSetting]:
+    """1 core, 2 cores, and all cores (the defaults: ``execution = "auto"``)."""
+    cores = usable_cores()
+    settings = [
+        FedsearchSetting("fedsearch 1 core", "auto", 1, threads=1),
+        FedsearchSetting("fedsearch 2 cores", "parallel", 2),
+    ]
+    if cores > 2:
+        settings.append(FedsearchSetting(f"fedsearch {cores} cores", "parallel", cores))
+    settings.append(FedsearchSetting(f"fedsearch auto ({cores} cores)", "auto", None))
+    return settings
+
+
+def run_fedsearch(
+    workload: Workload, data: FederatedData, setting: FedsearchSetting | None = None
+) -> Outcome:
+    """fedsearch's simulation; returns the final test accuracy and weights."""
+    setting = setting or FedsearchSetting("fedsearch", "auto", None)
     federation = FederationConfig(
         num_clients=workload.num_clients,
         rounds=workload.rounds,
@@ -118,11 +162,20 @@ def run_fedsearch(workload: Workload, data: FederatedData) -> float:
         batch_size=workload.batch_size,
         learning_rate=workload.learning_rate,
         eval_every=workload.rounds,
+        execution=setting.execution,
+        client_workers=setting.workers,
     )
     run = fedavg_run(data, federation)
     model = build_model(workload, data)
-    result = run_federated(model, run)
-    return result.history[-1].val_accuracy  # the validation split is the test split here
+    threads = torch.get_num_threads()
+    torch.set_num_threads(setting.threads or threads)
+    try:
+        result = run_federated(model, run)
+    finally:
+        torch.set_num_threads(threads)
+    executions = sorted({record.execution for record in result.history})
+    # the validation split is the test split here
+    return Outcome(result.history[-1].val_accuracy, result.weights, "/".join(executions))
 
 
 def local_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, workload: Workload) -> None:
@@ -145,7 +198,7 @@ def average(states: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str
     }
 
 
-def run_hand_loop(workload: Workload, data: FederatedData) -> float:
+def run_hand_loop(workload: Workload, data: FederatedData) -> Outcome:
     """A minimal sequential PyTorch FedAvg loop; returns the final test accuracy."""
     model = build_model(workload, data)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -160,10 +213,10 @@ def run_hand_loop(workload: Workload, data: FederatedData) -> float:
             sizes.append(len(index))
         global_state = average(states, sizes)
     model.load_state_dict(global_state)
-    return accuracy(model, data.test_inputs, data.test_labels)
+    return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
-def run_flower(workload: Workload, data: FederatedData) -> float:
+def run_flower(workload: Workload, data: FederatedData) -> Outcome:
     """Flower's simulation engine; returns the final test accuracy."""
     from flwr_runner import flower_fedavg  # benchmarks/flwr_runner.py, imports flwr
 
@@ -176,7 +229,7 @@ def run_flower(workload: Workload, data: FederatedData) -> float:
         clients_per_round=len(sampled_clients(workload, np.random.default_rng(0))),
     )
     model.load_state_dict(state)
-    return accuracy(model, data.test_inputs, data.test_labels)
+    return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
 def flower_available() -> bool:
@@ -189,20 +242,98 @@ def flower_available() -> bool:
 
 
 def warm_up() -> None:
-    """First autograd and vmap calls of a process are slow; pay them before timing."""
+    """First autograd, vmap and fork calls of a process are slow; pay them before timing."""
     workload = Workload("warm-up", "digits", "mlp", {"widths": [16]}, 4, 1.0, 1, 32, 0.1)
     data = load_data(workload, None, smoke=True)
-    run_fedsearch(workload, data)
+    for setting in fedsearch_settings():
+        run_fedsearch(workload, data, setting)
     run_hand_loop(workload, data)
 
 
-def timed(
-    runner: Callable[[Workload, FederatedData], float], workload, data
-) -> tuple[float, float]:
-    """Wall seconds and final accuracy of one runner."""
+Runner = Callable[[Workload, FederatedData], Outcome]
+
+
+def runners(with_flower: bool) -> dict[str, Runner]:
+    """Every runner of a workload by label: the hand loop first, the reference for the ratios."""
+    table: dict[str, Runner] = {"hand loop": run_hand_loop}
+    for setting in fedsearch_settings():
+        table[setting.label] = functools.partial(run_fedsearch, setting=setting)
+    if with_flower:
+        table["flower"] = run_flower
+    return table
+
+
+def timed(runner: Runner, workload: Workload, data: FederatedData) -> tuple[float, Outcome]:
+    """Wall seconds and outcome of one runner."""
     started = time.perf_counter()
-    final_accuracy = runner(workload, data)
-    return time.perf_counter() - started, final_accuracy
+    outcome = runner(workload, data)
+    return time.perf_counter() - started, outcome
+
+
+def measure(
+    workload: Workload, data: FederatedData, table: dict[str, Runner], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, Outcome]]:
+    """Interleaved repetitions: every runner once per repetition, in a rotating order,
+    so load that comes and goes on a shared machine hits every runner alike."""
+    times: dict[str, list[float]] = {label: [] for label in table}
+    outcomes: dict[str, Outcome] = {}
+    labels = list(table)
+    for repeat in range(repeats):
+        shift = repeat % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            seconds, outcomes[label] = timed(table[label], workload, data)
+            times[label].append(seconds)
+            print(f"    {workload.name} #{repeat + 1} {label}: {seconds:.2f} s", flush=True)
+    return times, outcomes
+
+
+def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between two sets of weights."""
+    return max(float((a[name] - b[name]).abs().max()) for name in a)
+
+
+WEIGHT_TOLERANCE = 1e-4
+"""Largest final-weight difference from the 1-core run counted as the same result."""
+
+
+def report(name: str, times: dict[str, list[float]], outcomes: dict[str, Outcome]) -> list[str]:
+    """Markdown rows of one workload: time median (min-max), ratio to the hand loop, equality."""
+    hand = times["hand loop"]
+    reference = outcomes["fedsearch 1 core"]
+    rows = []
+    for label, seconds in times.items():
+        outcome = outcomes[label]
+        ratios = [h / s for h, s in zip(hand, seconds, strict=True)]
+        if outcome.weights is not None:
+            difference = largest_difference(outcome.weights, reference.weights)
+            same = "yes" if difference <= WEIGHT_TOLERANCE else "**no**"
+            equality = f"{difference:.1e} ({same})"
+        else:
+            equality = "-"
+        rows.append(
+            f"| {name} | {label} | {outcome.execution or '-'} | {statistics.median(seconds):.2f} "
+            f"({min(seconds):.2f}-{max(seconds):.2f}) | {outcome.accuracy:.4f} | "
+            f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | {equality} |"
+        )
+    return rows
+
+
+def load_average() -> str:
+    """The 1-minute load average, or "?" where the OS has none."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
+
+
+LEGEND = """
+Columns: wall seconds from loaded data to final test accuracy, median over the
+repetitions (min-max); "hand / runner" is the median of the per-repetition
+ratios (hand loop seconds / runner seconds, both from the same repetition),
+above 1x means faster than the hand loop; "max |w - w_1core|" is the largest
+difference of the final global weights from the fedsearch 1-core run (same
+seed), "yes" when within {tolerance:g}. The hand loop uses torch's default
+threads ({threads}); "fedsearch 1 core" one thread and no worker processes;
+"N cores" N worker processes of one thread each (execution = "parallel");
+"auto" the defaults, whose choice is in the execution column.
+"""
 
 
 def main() -> None:
@@ -211,40 +342,34 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=[w.name for w in WORKLOADS])
     parser.add_argument("--smoke", action="store_true", help="1/20 of MNIST, checks it runs")
     parser.add_argument("--no-flower", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions")
     args = parser.parse_args()
     with_flower = flower_available() and not args.no_flower
     flower_note = "skipped (--no-flower)" if args.no_flower else "not installed"
     if not with_flower:
         print(f"Flower column {flower_note}: pip install -e '.[flower]' to include it")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows = []
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} default threads, {usable_cores()} usable cores, GPU: {gpu}, "
+        f"load average {load_average()} at start, {args.repeats} repetitions"
+    )
+    table = runners(with_flower)
     warm_up()
+    rows = []
     for workload in WORKLOADS:
         if args.only and workload.name not in args.only:
             continue
         data = load_data(workload, args.data, args.smoke)
-        ours = timed(run_fedsearch, workload, data)
-        hand = timed(run_hand_loop, workload, data)
-        flower = timed(run_flower, workload, data) if with_flower else None
-        rows.append((workload.name, ours, hand, flower))
-        print(
-            f"  {workload.name}: fedsearch {ours[0]:.2f} s, hand loop {hand[0]:.2f} s"
-            + (f", flower {flower[0]:.2f} s" if flower else ""),
-            flush=True,
-        )
-    print()
+        rows += report(workload.name, *measure(workload, data, table, args.repeats))
+    print(f"load average {load_average()} at the end")
+    print(LEGEND.format(tolerance=WEIGHT_TOLERANCE, threads=torch.get_num_threads()))
     print(
-        "| workload | fedsearch s (acc) | hand loop s (acc) | flower s (acc) "
-        "| hand / fedsearch | flower / fedsearch |"
+        "| workload | runner | execution | seconds, median (min-max) | test accuracy "
+        "| hand / runner | max abs(w - w_1core) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, ours, hand, flower in rows:
-        flower_cell = f"{flower[0]:.2f} ({flower[1]:.4f})" if flower else flower_note
-        flower_ratio = f"{flower[0] / ours[0]:.1f}x" if flower else "-"
-        print(
-            f"| {name} | {ours[0]:.2f} ({ours[1]:.4f}) | {hand[0]:.2f} ({hand[1]:.4f}) | "
-            f"{flower_cell} | {hand[0] / ours[0]:.2f}x | {flower_ratio} |"
-        )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

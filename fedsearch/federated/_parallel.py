@@ -6,10 +6,10 @@ parent, in shared memory, the training data (``share_memory_``), the round's
 global weights (written by the parent once per round) and one result row per
 client (written by the worker that trained it). The parent draws every
 client's shuffles from the trial's generator exactly as the sequential path
-does and hands clients out one at a time to whichever worker is free; each
-client is trained by the sequential path's own code on one thread, so the
-result does not depend on the number of workers or on which worker trained
-which client. Per round, the model and the compressors travel pickled (they
+does and shares a round's clients out among the workers; each client is
+trained by the sequential path's own code on one thread, so the result does
+not depend on the number of workers or on which worker trained which client.
+Per round, the model and the compressors travel pickled (they
 change between rounds: masks, schedules, restructured modules).
 
 Why a hand-written pool instead of ``torch.multiprocessing.Pool`` or
@@ -32,7 +32,6 @@ import pickle
 import signal
 import traceback
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -126,6 +125,25 @@ def pickled_state(trainer: LocalTrainer) -> bytes | None:
         return None
 
 
+def balanced_shares(costs: Sequence[int], workers: int) -> list[list[int]]:
+    """Clients (by position) per worker, each client to the least loaded worker so far,
+    costliest first (longest-processing-time scheduling). Which worker trains a
+    client never changes its result; one message per worker and round keeps the
+    pipe round trips (slow on a loaded machine) to two per worker."""
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for slot in sorted(range(len(costs)), key=lambda slot: -costs[slot]):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(slot)
+        loads[lightest] += costs[slot]
+    return [sorted(share) for share in shares]
+
+
+def _task(slot: int, batches: Sequence[torch.Tensor]) -> tuple[int, np.ndarray, list[int]]:
+    positions = torch.cat(list(batches)).numpy() if batches else np.zeros(0, np.int64)
+    return slot, positions, [len(batch) for batch in batches]
+
+
 def _layout(weights: Weights) -> Layout:
     return tuple((name, tuple(t.shape), t.dtype) for name, t in weights.items())
 
@@ -212,14 +230,17 @@ class ClientPool:
         """
         for name, tensor in weights.items():
             self.start[name].copy_(tensor)
-        pending = deque(enumerate(client_batches))
         losses: dict[int, float] = {}
+        shares = balanced_shares([len(batches) for batches in client_batches], len(self._processes))
         try:
-            for connection in self._connections:
-                connection.send_bytes(pickle.dumps(("round", state, proximal_mu)))
-                self._hand_out(connection, pending)
-            while len(losses) < len(client_batches):
-                self._collect(losses, pending)
+            busy = []
+            for connection, slots in zip(self._connections, shares, strict=True):
+                if slots:
+                    tasks = [_task(slot, client_batches[slot]) for slot in slots]
+                    connection.send_bytes(pickle.dumps(("round", state, proximal_mu, tasks)))
+                    busy.append(connection)
+            while busy:
+                busy = self._collect(busy, losses)
         except BaseException:
             self.close()
             raise
@@ -228,31 +249,21 @@ class ClientPool:
             for slot in range(len(client_batches))
         ]
 
-    def _hand_out(self, connection: Connection, pending: deque) -> None:
-        if not pending:
-            return
-        slot, batches = pending.popleft()
-        positions = torch.cat(list(batches)).numpy() if batches else np.zeros(0, np.int64)
-        sizes = [len(batch) for batch in batches]
-        connection.send_bytes(pickle.dumps(("client", slot, positions, sizes)))
-
-    def _collect(self, losses: dict[int, float], pending: deque) -> None:
-        ready = wait(self._connections, timeout=PARENT_POLL_SECONDS)
+    def _collect(self, busy: list[Connection], losses: dict[int, float]) -> list[Connection]:
+        ready = wait(busy, timeout=PARENT_POLL_SECONDS)
         if not ready:
             dead = [p.name for p in self._processes if not p.is_alive()]
             if dead:
                 raise WorkerError(f"client worker {dead[0]} exited unexpectedly")
-            return
         for connection in ready:
             try:
-                kind, *payload = pickle.loads(connection.recv_bytes())
+                kind, payload = pickle.loads(connection.recv_bytes())
             except EOFError:
                 raise WorkerError("a client worker exited unexpectedly") from None
             if kind == "error":
-                raise WorkerError(f"a client worker failed:\n{payload[0]}")
-            slot, loss = payload
-            losses[slot] = loss
-            self._hand_out(connection, pending)
+                raise WorkerError(f"a client worker failed:\n{payload}")
+            losses.update(payload)
+        return [connection for connection in busy if connection not in ready]
 
     def close(self) -> None:
         """Stop the workers (politely, then by force); safe to call twice."""
@@ -282,8 +293,6 @@ def _worker_main(
     torch.set_num_threads(1)
     device = torch.device(device_name)
     inputs, labels = (tensor.to(device) for tensor in data)
-    trainer = None
-    proximal_mu = 0.0
     while True:
         while not connection.poll(PARENT_POLL_SECONDS):
             if os.getppid() != parent_pid:
@@ -292,21 +301,19 @@ def _worker_main(
             message = pickle.loads(connection.recv_bytes())
         except EOFError:
             return
-        kind = message[0]
-        if kind == "stop":
+        if message[0] == "stop":
             return
+        _, state, proximal_mu, tasks = message
         try:
-            if kind == "round":
-                trainer = _round_trainer(message[1], inputs, labels, device)
-                proximal_mu = message[2]
-                continue
-            _, slot, positions, sizes = message
-            batches = list(torch.from_numpy(positions).split(sizes))
-            weights = {name: tensor.to(device) for name, tensor in start.items()}
-            local, loss = trainer._train_one(weights, batches, proximal_mu)
-            for name, tensor in local.items():
-                results[name][slot].copy_(tensor)
-            reply: tuple[Any, ...] = ("done", slot, loss)
+            trainer = _round_trainer(state, inputs, labels, device)
+            losses = {}
+            for slot, positions, sizes in tasks:
+                batches = list(torch.from_numpy(positions).split(sizes))
+                weights = {name: tensor.to(device) for name, tensor in start.items()}
+                local, losses[slot] = trainer._train_one(weights, batches, proximal_mu)
+                for name, tensor in local.items():
+                    results[name][slot].copy_(tensor)
+            reply: tuple[str, Any] = ("done", losses)
         except Exception:  # every failure goes back to the parent
             reply = ("error", traceback.format_exc())
         connection.send_bytes(pickle.dumps(reply))

@@ -13,8 +13,8 @@ from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weigh
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
 from fedsearch.federated._data import FederatedData
-from fedsearch.federated._parallel import close_client_pool
 from fedsearch.federated._functional import model_weights, transformed
+from fedsearch.federated._parallel import close_client_pool
 from fedsearch.federated._training import LocalTrainer, accuracy
 
 
