@@ -67,7 +67,7 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-PARALLEL_MIN_ROUND_WORK = 50_000_000
+PARALLEL_MIN_ROUND_WORK = 1_000_000_000
 """Least examples x parameters of a round that ``auto`` trains in parallel workers."""
 
 
