@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedsearch.federated._channel import SimulatedChannel, TrafficCounter
 from fedsearch.federated._data import FederatedData, prepare_federated_data
+from fedsearch.federated._device import resolve_device
 from fedsearch.federated._functional import model_weights, proximal_term, transformed
 from fedsearch.federated._simulation import (
     FederatedRun,
@@ -38,6 +39,7 @@ __all__ = [
     "predict_logits",
     "prepare_federated_data",
     "proximal_term",
+    "resolve_device",
     "run_federated",
     "transformed",
 ]

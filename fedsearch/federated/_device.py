@@ -8,9 +8,6 @@ import torch
 
 from fedsearch._errors import ConfigError
 
-DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
-"""What ``device`` accepts: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-
 logger = logging.getLogger("fedsearch")
 
 

@@ -97,11 +97,16 @@ def parallel_state(
     """The pickled round state when this round trains in workers, else None.
 
     ``parallel`` trains in workers whenever the state pickles, ``auto`` when
-    ``parallel_pays`` too; otherwise the round trains in-process.
+    ``parallel_pays`` too or the study's device is a GPU (clients then train
+    on the GPUs, in workers spread over them, while the channel, aggregation
+    and evaluation stay in the parent, on the CPU); otherwise the round trains
+    in-process.
     """
     requested = trainer.execution
+    on_gpu = trainer.device is not None and trainer.device.type == "cuda"
     if requested == "parallel" or (
-        requested == "auto" and parallel_pays(trainer.model, client_batches, trainer.workers)
+        requested == "auto"
+        and (on_gpu or parallel_pays(trainer.model, client_batches, trainer.workers))
     ):
         return pickled_state(trainer)
     return None
@@ -123,6 +128,13 @@ def pickled_state(trainer: LocalTrainer) -> bytes | None:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return None
+
+
+def default_start_method(device: torch.device) -> str:
+    """``fork`` for CPU workers where the OS has it (instant, nothing re-imported);
+    ``spawn`` for GPU workers, since CUDA does not survive a fork."""
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    return "fork" if device.type == "cpu" and fork else "spawn"
 
 
 def balanced_shares(costs: Sequence[int], workers: int) -> list[list[int]]:
@@ -166,8 +178,7 @@ class ClientPool:
         capacity: Most clients one round may hand the pool.
         workers: How many worker processes.
         device: The study's device; workers spread over its GPUs.
-        start_method: ``fork`` on CPU where available (instant, no re-import);
-            ``spawn`` when workers use CUDA, which does not survive a fork.
+        start_method: How workers start; ``default_start_method(device)`` if omitted.
     """
 
     def __init__(
@@ -182,10 +193,7 @@ class ClientPool:
         start_method: str | None = None,
     ) -> None:
         device = device or torch.device("cpu")
-        if start_method is None:
-            fork = "fork" in multiprocessing.get_all_start_methods()
-            start_method = "fork" if device.type == "cpu" and fork else "spawn"
-        context = torch.multiprocessing.get_context(start_method)
+        context = torch.multiprocessing.get_context(start_method or default_start_method(device))
         self.layout = _layout(weights)
         self.capacity = capacity
         self.start = _shared_like(weights)
@@ -362,14 +370,14 @@ def train_parallel(
         close_client_pool(trainer)  # the model was restructured, or the round grew
         pool = None
     if pool is None:
-        workers = min(getattr(trainer, "workers", None) or usable_cores(), len(client_batches))
+        workers = min(trainer.workers or usable_cores(), len(client_batches))
         pool = ClientPool(
             trainer.inputs,
             trainer.labels,
             weights,
             capacity=len(client_batches),
             workers=max(workers, 1),
-            device=getattr(trainer, "device", None),
+            device=trainer.device,
         )
         _POOLS[trainer] = pool
         weakref.finalize(trainer, pool.close)

@@ -61,6 +61,7 @@ class FederatedRun:
         downlink_codec: Encodes server-to-client payloads.
         uplink_codec: Encodes client-to-server payloads.
         seed: Seeds client sampling and local shuffling.
+        device: Where clients train (a GPU: in worker processes spread over the GPUs).
     """
 
     data: FederatedData
@@ -69,6 +70,7 @@ class FederatedRun:
     downlink_codec: Codec
     uplink_codec: Codec
     seed: int
+    device: torch.device | None = None
 
 
 def run_federated(
@@ -106,6 +108,7 @@ def run_federated(
         generator=generator,
         execution=federation.execution,
         workers=federation.client_workers,
+        device=run.device,
     )
     weights = model_weights(model)
     channel = SimulatedChannel(

@@ -219,7 +219,7 @@ class LocalTrainer:
             trainable = list(model.parameters())
             forward = model
         anchors = [weights[name] for name in names]
-        loss_sum = torch.zeros(())
+        loss_sum = torch.zeros((), device=self.inputs.device)
         for positions in batches:
             batch = Batch(self.inputs[positions], self.labels[positions], positions)
             logits = forward(batch.inputs)
