@@ -19,7 +19,7 @@ from fedsearch.components import (
     Weights,
 )
 from fedsearch.host import get_registry
-from fedsearch.search import build_artifact, load_model
+from fedsearch.trial import build_artifact, load_model
 
 
 class CompressorTestCase:
