@@ -10,6 +10,14 @@ from fedsearch._errors import ConfigError
 
 logger = logging.getLogger("fedsearch")
 
+CPU_FALLBACK_NOTE = "device = 'auto': no CUDA GPU available, running on the CPU"
+"""What ``auto`` says when it falls back to the CPU."""
+
+
+def device_note(spec: str, device: torch.device) -> str | None:
+    """The line to show a user about the resolved device: the CPU fallback of ``auto``."""
+    return CPU_FALLBACK_NOTE if spec == "auto" and device.type == "cpu" else None
+
 
 def resolve_device(spec: str, *, source: str | None = None) -> torch.device:
     """The device a study's data, models and clients live on.
@@ -31,7 +39,7 @@ def resolve_device(spec: str, *, source: str | None = None) -> torch.device:
     if spec == "auto":
         if available:
             return torch.device("cuda")
-        logger.info("device = 'auto': no CUDA GPU available, running on the CPU")
+        logger.info(CPU_FALLBACK_NOTE)
         return torch.device("cpu")
     if not available:
         raise ConfigError(

@@ -102,3 +102,10 @@ def test_run_refuses_a_missing_gpu_before_storing_anything(tmp_path, capsys, gpu
         assert len(lines) == 1 and lines[0].startswith("fedsearch: error: ")
         assert "device" in lines[0] and 'set device = "cpu" or "auto"' in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_run_says_once_that_auto_fell_back_to_the_cpu(tiny_study, capsys, gpus):
+    gpus(0)
+    assert main(["run", str(tiny_study), "--n-trials", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("device = 'auto': no CUDA GPU available, running on the CPU") == 1
