@@ -17,7 +17,12 @@ from fedsearch import CompressionContext, Compressor, FedsearchError
 from fedsearch.components import Weights
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, FederatedRun, LocalTrainer, _parallel, run_federated
-from fedsearch.federated._parallel import WorkerError, close_client_pool, parallel_pays
+from fedsearch.federated._parallel import (
+    WorkerError,
+    balanced_shares,
+    close_client_pool,
+    parallel_pays,
+)
 
 from .test_execution import CLIENTS, mlp
 
@@ -173,6 +178,14 @@ def test_the_pool_is_rebuilt_when_a_round_grows():
     assert _parallel._POOLS[trainer].pids != first
     assert not any(alive(pid) for pid in first)
     close_client_pool(trainer)
+
+
+def test_clients_are_shared_out_by_their_number_of_batches():
+    shares = balanced_shares([60, 5, 60, 30, 30, 1], 2)
+    assert sorted(slot for share in shares for slot in share) == [0, 1, 2, 3, 4, 5]
+    loads = [sum([60, 5, 60, 30, 30, 1][slot] for slot in share) for share in shares]
+    assert sorted(loads) == [91, 95]  # costliest first, each to the lightest worker
+    assert balanced_shares([3, 3], 4) == [[0], [1], [], []]
 
 
 def test_auto_goes_parallel_only_for_enough_work_on_several_cores(monkeypatch):
