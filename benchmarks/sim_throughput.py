@@ -137,15 +137,20 @@ class FedsearchSetting:
 
 
 def fedsearch_settings() -> list[FedsearchSetting]:
-    """1 core, 2 cores, and all cores (the defaults: ``execution = "auto"``)."""
+    """1 core, 2 cores, and all cores (the defaults: ``execution = "auto"``).
+
+    The simulating process itself runs on one intra-op thread, as ``fedsearch
+    run`` does by default (``workers.threads = 1``); the cores beyond the first
+    are used by worker processes.
+    """
     cores = usable_cores()
     settings = [
         FedsearchSetting("fedsearch 1 core", "auto", 1, threads=1),
-        FedsearchSetting("fedsearch 2 cores", "parallel", 2),
+        FedsearchSetting("fedsearch 2 cores", "parallel", 2, threads=1),
     ]
     if cores > 2:
-        settings.append(FedsearchSetting(f"fedsearch {cores} cores", "parallel", cores))
-    settings.append(FedsearchSetting(f"fedsearch auto ({cores} cores)", "auto", None))
+        settings.append(FedsearchSetting(f"fedsearch {cores} cores", "parallel", cores, threads=1))
+    settings.append(FedsearchSetting(f"fedsearch auto ({cores} cores)", "auto", None, threads=1))
     return settings
 
 
@@ -216,6 +221,16 @@ def run_hand_loop(workload: Workload, data: FederatedData) -> Outcome:
     return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
+def run_hand_loop_one_thread(workload: Workload, data: FederatedData) -> Outcome:
+    """The hand loop on one intra-op thread: how much of a ratio is oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_hand_loop(workload, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_flower(workload: Workload, data: FederatedData) -> Outcome:
     """Flower's simulation engine; returns the final test accuracy."""
     from flwr_runner import flower_fedavg  # benchmarks/flwr_runner.py, imports flwr
@@ -256,6 +271,7 @@ Runner = Callable[[Workload, FederatedData], Outcome]
 def runners(with_flower: bool) -> dict[str, Runner]:
     """Every runner of a workload by label: the hand loop first, the reference for the ratios."""
     table: dict[str, Runner] = {"hand loop": run_hand_loop}
+    table["hand loop, 1 thread"] = run_hand_loop_one_thread
     for setting in fedsearch_settings():
         table[setting.label] = functools.partial(run_fedsearch, setting=setting)
     if with_flower:
@@ -330,9 +346,13 @@ ratios (hand loop seconds / runner seconds, both from the same repetition),
 above 1x means faster than the hand loop; "max |w - w_1core|" is the largest
 difference of the final global weights from the fedsearch 1-core run (same
 seed), "yes" when within {tolerance:g}. The hand loop uses torch's default
-threads ({threads}); "fedsearch 1 core" one thread and no worker processes;
-"N cores" N worker processes of one thread each (execution = "parallel");
-"auto" the defaults, whose choice is in the execution column.
+threads ({threads}); fedsearch runs its own process on one thread, as `fedsearch
+run` does by default (workers.threads = 1): "fedsearch 1 core" has no worker
+processes, "N cores" N worker processes of one thread each (execution =
+"parallel");
+"auto" the defaults, whose choice is in the execution column. "hand loop,
+1 thread" is context, not a target: on a loaded machine torch's default
+threads oversubscribe the cores and slow the default hand loop down.
 """
 
 
