@@ -220,8 +220,10 @@ class ClientPool:
         return [process.pid for process in self._processes]
 
     def fits(self, weights: Weights, num_clients: int) -> bool:
-        """Whether this pool's buffers hold ``weights`` and ``num_clients`` results."""
-        return self.layout == _layout(weights) and num_clients <= self.capacity
+        """Whether this pool is running and its buffers hold ``weights`` and ``num_clients``
+        results."""
+        running = bool(self._processes)
+        return running and self.layout == _layout(weights) and num_clients <= self.capacity
 
     def train(
         self,
