@@ -19,6 +19,7 @@ from fedsearch.study import pareto_trials
 from fedsearch.trial import prepare_data
 from tests.conftest import REPO, free_port, get_json
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 QUICKSTART = REPO / "studies" / "quickstart.toml"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 from rich.console import Console
+from rich.markup import escape
 
 from fedsearch.cli._display import (
     pareto_table,
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         args.study_file, get_registry(), storage=args.storage, study_name=args.study_name
     )
     console.print(
-        f"study [bold]{study.study_name}[/] in {study.storage_url} (worker {worker_id()})"
+        f"study [bold]{escape(study.study_name)}[/] in {escape(study.storage_url)} "
+        f"(worker {escape(worker_id())})"
     )
     if note := device_note(study.config.device, study.device):
         console.print(note, markup=False, highlight=False)
@@ -83,7 +85,7 @@ def validate(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps({"study": resolved, "space": study.space.rows()}, indent=2))
         return 0
-    console.print(f"{args.study_file}: valid", style="bold green")
+    console.print(f"{escape(args.study_file)}: valid", style="bold green")
     console.print_json(json.dumps(resolved))
     console.print(space_table(study.space.rows()))
     return 0
@@ -118,7 +120,7 @@ def report(args: argparse.Namespace, console: Console) -> int:
 
     study = load_existing_study(args.storage, args.study_name)
     index = write_report(study, args.output, artifact_dir=args.artifact_dir)
-    console.print(f"report written: {index}")
+    console.print(f"report written: {escape(str(index))}")
     return 0
 
 
@@ -137,7 +139,7 @@ def export(args: argparse.Namespace, console: Console) -> int:
     model = export_model(data, get_registry(), args.format, args.output)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     console.print(
-        f"trial {args.trial}: wrote {args.format} to {args.output} "
+        f"trial {args.trial}: wrote {args.format} to {escape(args.output)} "
         f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
         f"{parameters} parameters)"
     )

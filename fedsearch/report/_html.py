@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
+from fedsearch._errors import ConfigError
 from fedsearch.report._plots import plot_pairs
 from fedsearch.search import OBJECTIVE_NAMES, describe_selection
-from fedsearch.study import pareto_trials, study_status
+from fedsearch.study import check_writable_folder, pareto_trials, study_status
+from fedsearch.study._export import stored_artifact
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -43,8 +45,19 @@ def write_report(
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        ConfigError: ``folder`` is a file or cannot be written, or ``artifact_dir``
+            is not a folder (nothing is written).
     """
     folder = Path(folder)
+    check_writable_folder(folder, field="--output")
+    if artifact_dir is not None and not Path(artifact_dir).is_dir():
+        raise ConfigError(
+            f"{artifact_dir} is not a folder; pass the study's artifacts/ folder, or leave "
+            "--artifact-dir out to use the one recorded in the study",
+            field="--artifact-dir",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     names = study.metric_names or list(OBJECTIVE_NAMES)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -136,18 +149,22 @@ def _format_value(name: str, value: float | None) -> str:
 def _copy_artifacts(
     front: list[optuna.trial.FrozenTrial], store_dir: Path | None, target: Path
 ) -> dict[int, str]:
-    """Copy each Pareto trial's artifact beside the report; trial number -> relative link."""
+    """Copy each Pareto trial's artifact beside the report; trial number -> relative link.
+
+    Raises:
+        ConfigError: A trial names an artifact outside ``store_dir``.
+    """
     if store_dir is None or not store_dir.is_dir():
         return {}
-    store = FileSystemArtifactStore(str(store_dir))
     target.mkdir(parents=True, exist_ok=True)
     links = {}
     for trial in front:
         artifact_id = trial.user_attrs.get("artifact_id")
         if artifact_id is None:
             continue
+        source = stored_artifact(store_dir, artifact_id, trial.number)
         path = target / f"trial-{trial.number}.fsz"
         path.unlink(missing_ok=True)
-        download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+        shutil.copyfile(source, path)
         links[trial.number] = f"artifacts/{path.name}"
     return links

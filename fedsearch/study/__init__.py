@@ -14,11 +14,14 @@ from fedsearch.study._pareto import (
 )
 from fedsearch.study._run import artifact_dir, open_study, prepare_runtime, run_study
 from fedsearch.study._status import study_status
+from fedsearch.study._storage_checks import check_output_file, check_writable_folder
 from fedsearch.study._teacher import load_or_train_teacher
 
 __all__ = [
     "EXPORT_FORMATS",
     "artifact_dir",
+    "check_output_file",
+    "check_writable_folder",
     "export_model",
     "infeasible_trials",
     "is_feasible",

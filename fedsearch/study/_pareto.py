@@ -9,12 +9,18 @@ from optuna.trial import TrialState
 
 from fedsearch._errors import ConfigError
 from fedsearch.search._resolve import OBJECTIVE_NAMES
+from fedsearch.study._storage_checks import check_storage, storage_errors
 
 
 def load_existing_study(storage: str, study_name: str) -> optuna.Study:
-    """Load a study that must exist, with a clear error when it does not."""
+    """Load a study that must exist, with a clear error when it does not.
+
+    Creates nothing: a mistyped SQLite path is an error, not a new empty database.
+    """
+    check_storage(storage, create=False, field="--storage")
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        with storage_errors(storage, field="--storage"):
+            return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = optuna.get_all_study_names(storage)
         listing = ", ".join(names) if names else "none"

@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study
 from fedsearch.study._teacher import cached_teacher, teacher_key
 from tests.conftest import TINY_STUDY, write_tiny_study
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 
 
