@@ -13,11 +13,10 @@ Workloads (plain SGD, FedAvg, final accuracy on the test split):
 - ``mnist_2nn``: MNIST, 100 clients, C=0.1, 10 rounds, 2NN (McMahan et al.), E=1, B=10.
 - ``lenet5``: MNIST, 10 clients x 2 rounds, all clients each round, Caffe LeNet-5, E=1, B=32.
 
-Runners, each timed from the loaded data to the final test accuracy, split
-into start-up (before the first round), the first round (warm-up) and the mean
-time of the rounds after it (see ``benchmarks/_timing.py``):
+Runners, each timed from the loaded data to the final test accuracy:
 
-- ``fedsearch``: ``run_federated`` (float32 codecs through the channel, execution ``auto``).
+- ``fedsearch``: ``run_federated`` (float32 codecs through the channel), on 1, 2
+  and all cores (see below).
 - ``hand loop``: the minimal sequential PyTorch loop a user would write: per
   client ``load_state_dict``, ``torch.optim.SGD``, a shuffled ``DataLoader``
   over a ``TensorDataset`` of the client's examples, then a weighted average
@@ -27,8 +26,12 @@ time of the rounds after it (see ``benchmarks/_timing.py``):
   same loop body as the hand loop inside the client, when ``flwr`` is
   installed; otherwise the column says so.
 
-Prints the wall times and the ratios measured in this one run: per round
-after the warm-up, and in total.
+Every runner is timed in the same run, in interleaved repetitions (``--repeats``):
+the output gives each runner's median time and spread, the median ratio to the
+hand loop, and how far fedsearch's final weights are from its 1-core
+(sequential) run with the same seed. fedsearch runs on 1 core (one thread), 2
+cores (two worker processes) and all cores (the defaults, ``execution =
+"auto"``); the hand loop always gets torch's default threads.
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from _federation import clients_on_test_split, fedavg_run
-from _timing import RoundClock
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -51,6 +56,7 @@ from fedsearch import ComponentRegistry
 from fedsearch import get_registry as _discover_plugins
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, accuracy, run_federated
+from fedsearch.federated._parallel import usable_cores
 
 
 @functools.cache
@@ -111,8 +117,48 @@ def sampled_clients(workload: Workload, rng: np.random.Generator) -> list[int]:
     return sorted(int(c) for c in rng.choice(workload.num_clients, size=count, replace=False))
 
 
-def run_fedsearch(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
-    """fedsearch's simulation; returns the final test accuracy."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a runner ends with: final test accuracy and, for fedsearch, the global weights."""
+
+    accuracy: float
+    weights: dict[str, torch.Tensor] | None = None
+    execution: str = ""
+
+
+@dataclass(frozen=True)
+class FedsearchSetting:
+    """How many cores fedsearch may use: ``cores`` 1 is one thread and no workers."""
+
+    label: str
+    execution: str
+    workers: int | None
+    threads: int | None = None
+
+
+def fedsearch_settings() -> list[FedsearchSetting]:
+    """1 core, 2 cores, and all cores (the defaults: ``execution = "auto"``).
+
+    The simulating process itself runs on one intra-op thread, as ``fedsearch
+    run`` does by default (``workers.threads = 1``); the cores beyond the first
+    are used by worker processes.
+    """
+    cores = usable_cores()
+    settings = [
+        FedsearchSetting("fedsearch 1 core", "auto", 1, threads=1),
+        FedsearchSetting("fedsearch 2 cores", "parallel", 2, threads=1),
+    ]
+    if cores > 2:
+        settings.append(FedsearchSetting(f"fedsearch {cores} cores", "parallel", cores, threads=1))
+    settings.append(FedsearchSetting(f"fedsearch auto ({cores} cores)", "auto", None, threads=1))
+    return settings
+
+
+def run_fedsearch(
+    workload: Workload, data: FederatedData, setting: FedsearchSetting | None = None
+) -> Outcome:
+    """fedsearch's simulation; returns the final test accuracy and weights."""
+    setting = setting or FedsearchSetting("fedsearch", "auto", None)
     federation = FederationConfig(
         num_clients=workload.num_clients,
         rounds=workload.rounds,
@@ -121,12 +167,20 @@ def run_fedsearch(workload: Workload, data: FederatedData, clock: RoundClock) ->
         batch_size=workload.batch_size,
         learning_rate=workload.learning_rate,
         eval_every=workload.rounds,
+        execution=setting.execution,
+        client_workers=setting.workers,
     )
-    run = fedavg_run(data, federation, registry=get_registry())
+    run = fedavg_run(data, federation)
     model = build_model(workload, data)
-    clock.tick()
-    result = run_federated(model, run, on_round=lambda record: clock.tick())
-    return result.history[-1].val_accuracy  # the validation split is the test split here
+    threads = torch.get_num_threads()
+    torch.set_num_threads(setting.threads or threads)
+    try:
+        result = run_federated(model, run)
+    finally:
+        torch.set_num_threads(threads)
+    executions = sorted({record.execution for record in result.history})
+    # the validation split is the test split here
+    return Outcome(result.history[-1].val_accuracy, result.weights, "/".join(executions))
 
 
 def local_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, workload: Workload) -> None:
@@ -149,12 +203,11 @@ def average(states: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str
     }
 
 
-def run_hand_loop(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
+def run_hand_loop(workload: Workload, data: FederatedData) -> Outcome:
     """A minimal sequential PyTorch FedAvg loop; returns the final test accuracy."""
     model = build_model(workload, data)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
-    clock.tick()
     for _ in range(workload.rounds):
         states, sizes = [], []
         for client in sampled_clients(workload, rng):
@@ -164,12 +217,21 @@ def run_hand_loop(workload: Workload, data: FederatedData, clock: RoundClock) ->
             states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             sizes.append(len(index))
         global_state = average(states, sizes)
-        clock.tick()
     model.load_state_dict(global_state)
-    return accuracy(model, data.test_inputs, data.test_labels)
+    return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
-def run_flower(workload: Workload, data: FederatedData, clock: RoundClock) -> float:
+def run_hand_loop_one_thread(workload: Workload, data: FederatedData) -> Outcome:
+    """The hand loop on one intra-op thread: how much of a ratio is oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_hand_loop(workload, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_flower(workload: Workload, data: FederatedData) -> Outcome:
     """Flower's simulation engine; returns the final test accuracy."""
     from flwr_runner import flower_fedavg  # benchmarks/flwr_runner.py, imports flwr
 
@@ -180,10 +242,9 @@ def run_flower(workload: Workload, data: FederatedData, clock: RoundClock) -> fl
         model=model,
         local_sgd=local_sgd,
         clients_per_round=len(sampled_clients(workload, np.random.default_rng(0))),
-        clock=clock,
     )
     model.load_state_dict(state)
-    return accuracy(model, data.test_inputs, data.test_labels)
+    return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
 def flower_available() -> bool:
@@ -196,21 +257,105 @@ def flower_available() -> bool:
 
 
 def warm_up() -> None:
-    """First autograd and vmap calls of a process are slow; pay them before timing."""
+    """First autograd, vmap and fork calls of a process are slow; pay them before timing."""
     workload = Workload("warm-up", "digits", "mlp", {"widths": [16]}, 4, 1.0, 1, 32, 0.1)
     data = load_data(workload, None, smoke=True)
-    run_fedsearch(workload, data, RoundClock())
-    run_hand_loop(workload, data, RoundClock())
+    for setting in fedsearch_settings():
+        run_fedsearch(workload, data, setting)
+    run_hand_loop(workload, data)
 
 
-def timed(
-    runner: Callable[[Workload, FederatedData, RoundClock], float], workload, data
-) -> tuple[RoundClock, float]:
-    """The round clock and final accuracy of one runner."""
-    clock = RoundClock()
-    final_accuracy = runner(workload, data, clock)
-    clock.stop()
-    return clock, final_accuracy
+Runner = Callable[[Workload, FederatedData], Outcome]
+
+
+def runners(with_flower: bool, default_hand_loop: bool = True) -> dict[str, Runner]:
+    """Every runner of a workload by label: the hand loops first, the first one the
+    reference for the ratios."""
+    table: dict[str, Runner] = {"hand loop": run_hand_loop} if default_hand_loop else {}
+    table["hand loop, 1 thread"] = run_hand_loop_one_thread
+    for setting in fedsearch_settings():
+        table[setting.label] = functools.partial(run_fedsearch, setting=setting)
+    if with_flower:
+        table["flower"] = run_flower
+    return table
+
+
+def timed(runner: Runner, workload: Workload, data: FederatedData) -> tuple[float, Outcome]:
+    """Wall seconds and outcome of one runner."""
+    started = time.perf_counter()
+    outcome = runner(workload, data)
+    return time.perf_counter() - started, outcome
+
+
+def measure(
+    workload: Workload, data: FederatedData, table: dict[str, Runner], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, Outcome]]:
+    """Interleaved repetitions: every runner once per repetition, in a rotating order,
+    so load that comes and goes on a shared machine hits every runner alike."""
+    times: dict[str, list[float]] = {label: [] for label in table}
+    outcomes: dict[str, Outcome] = {}
+    labels = list(table)
+    for repeat in range(repeats):
+        shift = repeat % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            seconds, outcomes[label] = timed(table[label], workload, data)
+            times[label].append(seconds)
+            print(f"    {workload.name} #{repeat + 1} {label}: {seconds:.2f} s", flush=True)
+    return times, outcomes
+
+
+def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between two sets of weights."""
+    return max(float((a[name] - b[name]).abs().max()) for name in a)
+
+
+WEIGHT_TOLERANCE = 1e-4
+"""Largest final-weight difference from the 1-core run counted as the same result."""
+
+
+def report(name: str, times: dict[str, list[float]], outcomes: dict[str, Outcome]) -> list[str]:
+    """Markdown rows of one workload: time median (min-max), ratio to the hand loop, equality."""
+    hand = next(iter(times.values()))
+    reference = outcomes["fedsearch 1 core"]
+    rows = []
+    for label, seconds in times.items():
+        outcome = outcomes[label]
+        ratios = [h / s for h, s in zip(hand, seconds, strict=True)]
+        if outcome.weights is not None:
+            difference = largest_difference(outcome.weights, reference.weights)
+            same = "yes" if difference <= WEIGHT_TOLERANCE else "**no**"
+            equality = f"{difference:.1e} ({same})"
+        else:
+            equality = "-"
+        rows.append(
+            f"| {name} | {label} | {outcome.execution or '-'} | {statistics.median(seconds):.2f} "
+            f"({min(seconds):.2f}-{max(seconds):.2f}) | {outcome.accuracy:.4f} | "
+            f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | {equality} |"
+        )
+    return rows
+
+
+def load_average() -> str:
+    """The 1-minute load average, or "?" where the OS has none."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
+
+
+LEGEND = """
+Columns: wall seconds from loaded data to final test accuracy, median over the
+repetitions (min-max); "hand / runner" is the median of the per-repetition
+ratios (reference hand loop seconds / runner seconds, both from the same
+repetition; the reference is named at the top),
+above 1x means faster than the hand loop; "max |w - w_1core|" is the largest
+difference of the final global weights from the fedsearch 1-core run (same
+seed), "yes" when within {tolerance:g}. The hand loop uses torch's default
+threads ({threads}); fedsearch runs its own process on one thread, as `fedsearch
+run` does by default (workers.threads = 1): "fedsearch 1 core" has no worker
+processes, "N cores" N worker processes of one thread each (execution =
+"parallel");
+"auto" the defaults, whose choice is in the execution column. "hand loop,
+1 thread" is context, not a target: on a loaded machine torch's default
+threads oversubscribe the cores and slow the default hand loop down.
+"""
 
 
 def main() -> None:
@@ -219,52 +364,41 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=[w.name for w in WORKLOADS])
     parser.add_argument("--smoke", action="store_true", help="1/20 of MNIST, checks it runs")
     parser.add_argument("--no-flower", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument(
+        "--no-default-hand-loop",
+        action="store_true",
+        help="skip the hand loop on torch's default threads (very slow on a loaded machine); "
+        "ratios are then to the 1-thread hand loop",
+    )
     args = parser.parse_args()
     with_flower = flower_available() and not args.no_flower
     flower_note = "skipped (--no-flower)" if args.no_flower else "not installed"
     if not with_flower:
         print(f"Flower column {flower_note}: pip install -e '.[flower]' to include it")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows = []
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} default threads, {usable_cores()} usable cores, GPU: {gpu}, "
+        f"load average {load_average()} at start, {args.repeats} repetitions"
+    )
+    table = runners(with_flower, default_hand_loop=not args.no_default_hand_loop)
+    print(f"ratios are to the {next(iter(table))!r} runner")
     warm_up()
+    rows = []
     for workload in WORKLOADS:
         if args.only and workload.name not in args.only:
             continue
         data = load_data(workload, args.data, args.smoke)
-        ours = timed(run_fedsearch, workload, data)
-        hand = timed(run_hand_loop, workload, data)
-        flower = timed(run_flower, workload, data) if with_flower else None
-        rows.append((workload.name, ours, hand, flower))
-        print(
-            f"  {workload.name}: fedsearch {ours[0].total_s:.2f} s, "
-            f"hand loop {hand[0].total_s:.2f} s"
-            + (f", flower {flower[0].total_s:.2f} s" if flower else ""),
-            flush=True,
-        )
-    print()
-    print_table(rows, flower_note)
-
-
-def print_table(rows: list, flower_note: str) -> None:
-    """One line per workload and runner: start-up, warm-up round, per round after it, total."""
+        rows += report(workload.name, *measure(workload, data, table, args.repeats))
+    print(f"load average {load_average()} at the end")
+    print(LEGEND.format(tolerance=WEIGHT_TOLERANCE, threads=torch.get_num_threads()))
     print(
-        "| workload | runner | start-up s | round 1 (warm-up) s | per round after warm-up s "
-        "| total s | accuracy | per round / fedsearch | total / fedsearch |"
+        "| workload | runner | execution | seconds, median (min-max) | test accuracy "
+        "| hand / runner | max abs(w - w_1core) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, ours, hand, flower in rows:
-        runners = [("fedsearch", ours), ("hand loop", hand), ("flower", flower)]
-        for runner, measured in runners:
-            if measured is None:
-                print(f"| {name} | {runner} | {flower_note} | | | | | | |")
-                continue
-            clock, final_accuracy = measured
-            print(
-                f"| {name} | {runner} | {clock.startup_s:.3f} | {clock.warmup_s:.3f} "
-                f"| {clock.per_round_s:.3f} | {clock.total_s:.2f} | {final_accuracy:.4f} "
-                f"| {clock.per_round_s / ours[0].per_round_s:.2f}x "
-                f"| {clock.total_s / ours[0].total_s:.1f}x |"
-            )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

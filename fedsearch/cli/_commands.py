@@ -22,6 +22,7 @@ from fedsearch.cli._display import (
     status_tables,
 )
 from fedsearch.cli._progress import RichProgress
+from fedsearch.federated import device_note
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import resolve_study
 from fedsearch.study import (
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"study [bold]{escape(study.study_name)}[/] in {escape(study.storage_url)} "
         f"(worker {escape(worker_id())})"
     )
+    if note := device_note(study.config.device, study.device):
+        console.print(note, markup=False, highlight=False)
     with RichProgress(console) as progress:
         optuna_study = run_study(
             study,

@@ -57,8 +57,10 @@ class FederationConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
     eval_every: int = Field(1, ge=1)
-    execution: Literal["auto", "sequential", "vectorized"] = "auto"
-    """How a round's clients train: ``auto`` vectorizes models without convolutions."""
+    execution: Literal["auto", "sequential", "vectorized", "parallel"] = "auto"
+    """How a round's clients train: ``auto`` picks by measured rules (see the README)."""
+    client_workers: int | None = Field(None, ge=1)
+    """Worker processes of ``parallel`` execution; the usable cores when omitted."""
     early_abort: EarlyAbortConfig | None = None
     partition: ComponentRef = ComponentRef(name="iid")
     strategy: ComponentRef = ComponentRef(name="fedavg")
@@ -202,3 +204,6 @@ class StudyConfig(StrictModel):
     teacher: TeacherConfig | None = None
     search: SearchConfig = SearchConfig()
     workers: WorkersConfig = WorkersConfig()
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    """Where data, models and clients compute: ``auto`` (a GPU if any, else the CPU),
+    ``cpu``, ``cuda`` (every GPU, workers spread over them) or ``cuda:N``."""

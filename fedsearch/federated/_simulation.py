@@ -14,6 +14,7 @@ from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
 from fedsearch.federated._data import FederatedData
 from fedsearch.federated._functional import model_weights, transformed
+from fedsearch.federated._parallel import close_client_pool
 from fedsearch.federated._training import LocalTrainer, accuracy
 
 
@@ -62,6 +63,7 @@ class FederatedRun:
         downlink_codec: Encodes server-to-client payloads.
         uplink_codec: Encodes client-to-server payloads.
         seed: Seeds client sampling and local shuffling.
+        device: Where clients train (a GPU: in worker processes spread over the GPUs).
     """
 
     data: FederatedData
@@ -70,6 +72,7 @@ class FederatedRun:
     downlink_codec: Codec
     uplink_codec: Codec
     seed: int
+    device: torch.device | None = None
 
 
 def run_federated(
@@ -106,6 +109,8 @@ def run_federated(
         learning_rate=learning_rate or federation.learning_rate,
         generator=generator,
         execution=federation.execution,
+        workers=federation.client_workers,
+        device=run.device,
     )
     weights = model_weights(model)
     channel = SimulatedChannel(
@@ -139,6 +144,7 @@ def run_federated(
         history.append(record)
         if on_round is not None:
             on_round(record)
+    close_client_pool(trainer)
     return SimulationResult(
         weights=weights,
         history=history,

@@ -17,13 +17,15 @@ from torch.nn import functional as F
 from fedsearch._errors import DivergenceError
 from fedsearch.components import Batch, Compressor, Weights
 from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch.federated._parallel import parallel_state, train_parallel
 from fedsearch.federated._vectorized import train_vectorized
 
 EVAL_BATCH_SIZE = 2048
 
 
-Execution = Literal["auto", "sequential", "vectorized"]
-"""How a round's clients are trained: chosen by rule, one after another, or all at once."""
+Execution = Literal["auto", "sequential", "vectorized", "parallel"]
+"""How a round's clients are trained: chosen by rule, one after another, all at once, or in
+worker processes."""
 
 
 VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
@@ -56,6 +58,8 @@ def choose_execution(
     and fall back to a slow per-client loop. Batch norms keep ``auto``
     sequential too: ``vmap`` cannot update their running statistics in place.
     """
+    if requested == "parallel":  # only here when the round cannot train in workers
+        return "sequential"
     if requested != "auto":
         return requested
     if num_clients < 2 or any(_changes_loss(compressor) for compressor in compressors):
@@ -113,7 +117,9 @@ class LocalTrainer:
         batch_size: Examples per step.
         learning_rate: SGD step size.
         generator: Source of shuffling randomness.
-        execution: ``auto``, ``sequential`` or ``vectorized``.
+        execution: ``auto``, ``sequential``, ``vectorized`` or ``parallel``.
+        workers: Worker processes of ``parallel`` (default: the usable cores).
+        device: Where workers train (``parallel``); the CPU by default.
     """
 
     def __init__(
@@ -128,6 +134,8 @@ class LocalTrainer:
         learning_rate: float,
         generator: torch.Generator,
         execution: Execution = "auto",
+        workers: int | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -138,6 +146,8 @@ class LocalTrainer:
         self.learning_rate = learning_rate
         self.generator = generator
         self.execution = execution
+        self.workers = workers
+        self.device = device
         self._work_model: nn.Module | None = None
         self.last_execution = ""
 
@@ -166,12 +176,17 @@ class LocalTrainer:
             proximal_mu: FedProx coefficient of ``mu / 2 * ||w - weights||^2``.
         """
         orders = [self._batches(indices) for indices in client_indices]
-        self.last_execution = choose_execution(
-            self.model, self.execution, len(orders), self.compressors
+        state = parallel_state(self, orders)
+        self.last_execution = (
+            "parallel"
+            if state
+            else choose_execution(self.model, self.execution, len(orders), self.compressors)
         )
         self.model.train()
         with intra_op_threads(self.model):
-            if self.last_execution == "vectorized":
+            if state:
+                results = train_parallel(self, state, weights, orders, proximal_mu)
+            elif self.last_execution == "vectorized":
                 results = train_vectorized(self, weights, orders, proximal_mu)
             else:
                 results = [self._train_one(weights, batches, proximal_mu) for batches in orders]
@@ -209,7 +224,7 @@ class LocalTrainer:
             trainable = list(model.parameters())
             forward = model
         anchors = [weights[name] for name in names]
-        loss_sum = torch.zeros(())
+        loss_sum = torch.zeros((), device=self.inputs.device)
         for positions in batches:
             batch = Batch(self.inputs[positions], self.labels[positions], positions)
             logits = forward(batch.inputs)

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from fedsearch._errors import ConfigError
 from fedsearch.components import STAGES
 from fedsearch.config import (
@@ -15,6 +17,7 @@ from fedsearch.config import (
     load_search_space_config,
     load_study_config,
 )
+from fedsearch.federated import resolve_device
 from fedsearch.host import (
     DOWNLINK,
     UPLINK,
@@ -28,6 +31,7 @@ from fedsearch.search._space import NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
 OBJECTIVE_DIRECTIONS = ("maximize", "minimize", "minimize")
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class ResolvedStudy:
     study_name: str
     objectives: tuple[ComponentSpec, ...] = ()
     """Extra objectives enabled by the study, after the three built in."""
+    device: torch.device = CPU
+    """Where clients train: the file's ``device``, resolved on this machine."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -71,7 +77,9 @@ class ResolvedStudy:
 
     def fingerprint(self) -> str:
         """Hash of everything that determines trial results (not the budget or storage)."""
-        relevant = self.config.model_dump(mode="json", exclude={"storage", "output_dir", "workers"})
+        where = {"storage", "output_dir", "workers", "device"}  # how, not what, a study computes
+        relevant = self.config.model_dump(mode="json", exclude=where)
+        relevant["federation"].pop("client_workers")
         relevant["search"].pop("n_trials")
         relevant["search"].pop("timeout")
         relevant["space"] = self.space.rows()
@@ -151,6 +159,7 @@ def resolve_study(
         storage_url=storage or config.storage or default_storage_url(config.output_dir),
         study_name=study_name or config.name,
         objectives=objectives,
+        device=resolve_device(config.device, source=source),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,6 +21,8 @@ from fedsearch.components import (
     Teacher,
     Weights,
 )
+from fedsearch.federated import LocalTrainer
+from fedsearch.federated._parallel import close_client_pool, pickled_state
 from fedsearch.host import ComponentRegistry, get_registry, with_factories
 from fedsearch.trial import build_artifact, load_model
 
@@ -33,7 +36,9 @@ class CompressorTestCase:
     what fedsearch relies on: declared name, stage and params; a forward pass
     that stays differentiable; weights that keep their shapes unless the model
     changes with them; and an artifact that loads back into a model computing
-    exactly what the last round's forward pass computed.
+    exactly what the last round's forward pass computed; and clients trained
+    in worker processes (``execution = "parallel"``) ending where in-process
+    clients end.
 
     Example::
 
@@ -227,3 +232,41 @@ class CompressorTestCase:
         first = self.artifact(*self.run_lifecycle()[:3])
         second = self.artifact(*self.run_lifecycle()[:3])
         assert first == second
+
+    def test_trains_the_same_in_worker_processes(self) -> None:
+        """Clients trained in ``parallel`` workers end where in-process clients end.
+
+        A compressor that does not pickle (it holds live objects such as forward
+        hooks) is trained in-process instead; the round then reports
+        ``sequential`` and this checks that fallback.
+        """
+        results = {}
+        for execution in ("sequential", "parallel"):
+            model = self.build_model()
+            compressor = self.make_compressor()
+            compressor.setup(CompressionContext(model, self.num_rounds, self.build_teacher()))
+            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            compressor.on_round_start(weights, self.num_rounds - 1)
+            trainer = LocalTrainer(
+                model,
+                *self.examples(),
+                [compressor],
+                local_epochs=1,
+                batch_size=4,
+                learning_rate=0.05,
+                generator=torch.Generator().manual_seed(0),
+                execution=execution,
+                workers=2,
+            )
+            clients = [np.arange(start, self.num_examples, 3) for start in range(3)]
+            try:
+                trained = trainer.train_clients(weights, clients)
+            finally:
+                close_client_pool(trainer)
+            pickles = pickled_state(trainer) is not None
+            results[execution] = trained
+        assert trainer.last_execution == ("parallel" if pickles else "sequential")
+        for (want, want_loss), (got, got_loss) in zip(*results.values(), strict=True):
+            assert abs(got_loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss))
+            for name in want:
+                torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)

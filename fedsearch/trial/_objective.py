@@ -74,6 +74,7 @@ class StudyRuntime:
             downlink_codec=pipelines["downlink_codec"].build(),
             uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
+            device=self.study.device,
         )
 
 
