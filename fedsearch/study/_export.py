@@ -14,6 +14,7 @@ from fedsearch._errors import ConfigError
 from fedsearch.artifact import decode_artifact
 from fedsearch.host import ComponentRegistry
 from fedsearch.study._pareto import load_existing_study
+from fedsearch.study._storage_checks import check_output_file
 from fedsearch.trial._model_io import load_model
 
 ExportFormat = Literal["artifact", "onnx", "torchscript"]
@@ -93,8 +94,10 @@ def export_model(
 
     Raises:
         ArtifactError: The bytes are not a valid artifact.
-        ConfigError: Unknown format, or the onnx package is missing.
+        ConfigError: Unknown format, the onnx package is missing, or nothing can
+            be written at ``path`` (a folder is there, or its folder is not writable).
     """
+    check_output_file(path, field="--output")
     model = load_model(data, registry)
     spec = decode_artifact(data).spec
     example = torch.zeros((1, *spec.input_shape))
