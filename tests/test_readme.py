@@ -71,7 +71,8 @@ def readme_commands() -> list[str]:
         for line in text.splitlines():
             for part in line.split("&&"):
                 command = " ".join(part.split("#")[0].split())
-                if command.startswith("fedsearch ") and not command.startswith("fedsearch: "):
+                error = re.match(r"fedsearch( \w+)?: ", command)  # an error line, shown
+                if command.startswith("fedsearch ") and not error:
                     commands.append(command)
     return commands
 
@@ -95,13 +96,14 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None  # default: the folder
     claims: list[int] = field(default_factory=list)  # README lines of the toml blocks it runs
+    keep_going: bool = False  # run every command even after one fails
     results: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
 
     def run(self) -> None:
         for name, args in self.commands:
             result = fedsearch(*args, cwd=self.cwd or self.folder, env={**WIDE, **self.env})
             self.results[name] = result
-            if result.returncode != 0:
+            if result.returncode != 0 and not self.keep_going:
                 return
 
     def ok(self, name: str) -> subprocess.CompletedProcess[str]:
@@ -163,8 +165,12 @@ def mistake_jobs(root: Path) -> dict[str, Job]:
             change = {"federation": {"rounds": DROP, "roundz": 20}}
         write_toml(path, merged(tomllib.loads(path.read_text()), change))
         jobs[f"mistake-{name}"] = Job(
-            folder, [("validate", ["validate", "studies/quickstart.toml"])]
+            folder, [("validate", ["validate", "studies/quickstart.toml"])], keep_going=True
         )
+    jobs["mistake-study"].commands += [
+        ("status", ["status", "--storage", "sqlite:///runs/fedsearch.bd", "--study-name", "q"]),
+        ("timeout", ["run", "studies/quickstart.toml", "--timeout", "nan"]),
+    ]
     return jobs
 
 
@@ -351,9 +357,15 @@ def test_cli_reference_lists_exactly_each_commands_options(jobs):
 def test_mistakes_give_the_one_line_errors_shown(jobs):
     shown = next(block.text for block in readme_blocks("") if "fedsearch: error:" in block.text)
     lines = shown.strip().splitlines()
-    assert len(lines) == 2
-    for name, line in zip(("mistake-space", "mistake-study"), lines, strict=True):
-        result = jobs[name].results["validate"]
+    made = [
+        ("mistake-space", "validate"),
+        ("mistake-study", "validate"),
+        ("mistake-study", "status"),
+        ("mistake-study", "timeout"),
+    ]
+    assert len(lines) == len(made)
+    for (job, name), line in zip(made, lines, strict=True):
+        result = jobs[job].results[name]
         assert result.returncode == 2
         (error,) = result.stderr.strip().splitlines()
         assert error.startswith(line.removesuffix("...")), error
