@@ -11,6 +11,7 @@ family.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +59,11 @@ def readme_blocks(language: str | None = None) -> list[Block]:
     return [block for block in found if language is None or block.language == language]
 
 
+def unboxed(line: str) -> list[str]:
+    """The words of a line of a rich table, without its box-drawing characters."""
+    return re.sub(r"[\u2500-\u257f]", " ", line).split()
+
+
 def readme_commands() -> list[str]:
     """Every ``fedsearch ...`` command line of the README's code blocks (comments dropped)."""
     commands = []
@@ -66,7 +72,8 @@ def readme_commands() -> list[str]:
         for line in text.splitlines():
             for part in line.split("&&"):
                 command = " ".join(part.split("#")[0].split())
-                if command.startswith("fedsearch ") and not command.startswith("fedsearch: "):
+                error = re.match(r"fedsearch( \w+)?: ", command)  # an error line, shown
+                if command.startswith("fedsearch ") and not error:
                     commands.append(command)
     return commands
 
@@ -103,13 +110,14 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None  # default: the folder
     claims: list[int] = field(default_factory=list)  # README lines of the toml blocks it runs
+    keep_going: bool = False  # run every command even after one fails
     results: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
 
     def run(self) -> None:
         for name, args in self.commands:
             result = fedsearch(*args, cwd=self.cwd or self.folder, env={**WIDE, **self.env})
             self.results[name] = result
-            if result.returncode != 0:
+            if result.returncode != 0 and not self.keep_going:
                 return
 
     def ok(self, name: str) -> subprocess.CompletedProcess[str]:
@@ -134,7 +142,13 @@ def quickstart_job(root: Path) -> Job:
     write_toml(folder / "studies" / "quickstart.toml", merged(study.toml, budget))
     commands = [(command.split()[1], command.split()[1:]) for command in readme_commands()]
     runs = [c for c in commands if c[1] == ["run", "studies/quickstart.toml"]]
-    exports = [c for c in commands if c[0] == "export" and "quickstart" in " ".join(c[1])]
+    exports = [
+        c
+        for c in commands
+        if c[0] == "export"
+        and "quickstart" in " ".join(c[1])
+        and not any(w.isupper() for w in c[1])
+    ]
     assert runs and exports, "the README shows the quickstart run and an export"
     stored = ["--storage", "sqlite:///runs/fedsearch.db", "--study-name", "quickstart"]
     return Job(
@@ -171,8 +185,12 @@ def mistake_jobs(root: Path) -> dict[str, Job]:
             change = {"federation": {"rounds": DROP, "roundz": 20}}
         write_toml(path, merged(tomllib.loads(path.read_text()), change))
         jobs[f"mistake-{name}"] = Job(
-            folder, [("validate", ["validate", "studies/quickstart.toml"])]
+            folder, [("validate", ["validate", "studies/quickstart.toml"])], keep_going=True
         )
+    jobs["mistake-study"].commands += [
+        ("status", ["status", "--storage", "sqlite:///runs/fedsearch.bd", "--study-name", "q"]),
+        ("timeout", ["run", "studies/quickstart.toml", "--timeout", "nan"]),
+    ]
     return jobs
 
 
@@ -239,13 +257,17 @@ COMBINATIONS = [
     {"quantize": "half", "distill": "attention"},  # attention: CNN students and teachers
 ]
 FAMILIES = ["mlp", "cnn", "dscnn"]
+SUBSTITUTES = {  # what the compressor table says a family cannot take, and what runs instead
+    ("mlp", "attention"): "soft_target",  # attention transfer: "CNN student and teacher"
+    ("dscnn", "structured"): "magnitude",  # structured: "not for dscnn"
+}
 COMMANDS = ["run", "validate", "plugins", "pareto", "status", "report", "export"]
 
 
 def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
-    slots = {"architecture": [family]} | {stage: [name] for stage, name in combination.items()}
-    if family == "mlp" and combination.get("distill") == "attention":
-        slots["distill"] = ["soft_target"]
+    slots = {"architecture": [family]} | {
+        stage: [SUBSTITUTES.get((family, name), name)] for stage, name in combination.items()
+    }
     dimensions = {
         "architecture.cnn.channels": {"choices": [4]},
         "architecture.dscnn.depth": {"value": 1},
@@ -341,10 +363,11 @@ def test_plugin_packaging_snippet_matches_the_example_plugin():
 def test_quickstart_commands(jobs):
     job = jobs["quickstart"]
     run = job.ok("run").stdout
+    job.ok("export onnx")
     sample = next(block.text for block in readme_blocks("") if "Pareto front of" in block.text)
     header = sample.splitlines()[1].split()
     assert "Pareto front of quickstart" in run
-    cells = [re.sub(r"[\u2500-\u257f]", " ", line).split() for line in run.splitlines()]
+    cells = [unboxed(line) for line in run.splitlines()]
     assert header in cells, run  # the same columns, in order (the README leaves out the box)
     dashboard = re.search(r"^\s+(optuna-dashboard .*)$", sample, re.M)[1]
     assert dashboard in run
@@ -387,9 +410,15 @@ def test_cli_reference_lists_exactly_each_commands_options(jobs):
 def test_mistakes_give_the_one_line_errors_shown(jobs):
     shown = next(block.text for block in readme_blocks("") if "fedsearch: error:" in block.text)
     lines = shown.strip().splitlines()
-    assert len(lines) == 2
-    for name, line in zip(("mistake-space", "mistake-study"), lines, strict=True):
-        result = jobs[name].results["validate"]
+    made = [
+        ("mistake-space", "validate"),
+        ("mistake-study", "validate"),
+        ("mistake-study", "status"),
+        ("mistake-study", "timeout"),
+    ]
+    assert len(lines) == len(made)
+    for (job, name), line in zip(made, lines, strict=True):
+        result = jobs[job].results[name]
         assert result.returncode == 2
         (error,) = result.stderr.strip().splitlines()
         assert error.startswith(line.removesuffix("...")), error
@@ -412,7 +441,7 @@ def _all_complete(job: Job, count: int = 1) -> list[optuna.trial.FrozenTrial]:
 def test_search_space_snippet_validates_as_shown_and_runs(jobs):
     job = jobs["space"]
     shown = next(block.text for block in readme_blocks("") if "dimension  " in block.text)
-    validated = [" ".join(line.split()) for line in job.ok("validate").stdout.splitlines()]
+    validated = [" ".join(unboxed(line)) for line in job.ok("validate").stdout.splitlines()]
     for row in shown.splitlines()[1:]:
         assert " ".join(row.split()) in validated, row
     _all_complete(job)
@@ -478,6 +507,7 @@ def test_compressor_table_is_what_is_installed(registry):
     shown = {name for _, name in COMPRESSOR_ROW.findall(README)}
     assert shown == set(registry.names("compressor"))
     assert shown == {name for combination in COMBINATIONS for name in combination.values()}
+    assert "CNN student and teacher" in README and "not for `dscnn`" in README  # SUBSTITUTES
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -487,8 +517,7 @@ def test_every_compressor_runs_on_every_family(jobs, family, index):
     selection = trial.user_attrs["selection"]
     assert selection["architecture"]["name"] == family
     for stage, name in COMBINATIONS[index].items():
-        expected = "soft_target" if (family, name) == ("mlp", "attention") else name
-        assert selection[stage]["name"] == expected
+        assert selection[stage]["name"] == SUBSTITUTES.get((family, name), name)
 
 
 def test_many_workers_command_runs_on_postgres(tmp_path, postgres_url):
@@ -517,3 +546,23 @@ def test_install_commands_name_real_extras_and_paths():
                 assert (REPO / target).is_dir(), install
     test_command = next(block.text for block in readme_blocks("bash") if "pytest" in block.text)
     assert test_command.strip() in (REPO / ".ci" / "run").read_text()
+
+
+def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path):
+    """The README's plugin code, as a plugin author copies it, passes the suites it shows."""
+    python = [block.text for block in readme_blocks("python")]
+    compressor_case, compressor, architecture, architecture_case = python
+    (tmp_path / "my_plugin.py").write_text(f"{compressor}\nMyPruner = RandomPruning\n")
+    (tmp_path / "test_snippets.py").write_text(
+        f"{compressor_case}\n\n{architecture}\n\n{architecture_case}"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippets.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
