@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 import optuna
 from rich.console import Console
@@ -24,8 +25,9 @@ from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import resolve_study
 from fedsearch.study import (
     artifact_dir,
+    describe_front,
     export_model,
-    infeasible_trials,
+    front_summary,
     load_existing_study,
     pareto_rows,
     run_study,
@@ -52,8 +54,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             threads=args.threads,
             progress=progress,
         )
-    console.print(pareto_table(pareto_rows(optuna_study), f"Pareto front of {study.study_name}"))
-    _note_infeasible(optuna_study, console)
+    _print_front(console, optuna_study, f"Pareto front of {study.study_name}")
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
     console.print("Inspect it in the dashboard:", style="bold")
     console.print("  " + shlex.join(dashboard), markup=False, highlight=False)
@@ -95,8 +96,7 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
-        _note_infeasible(study, console)
+        _print_front(console, study, f"Pareto front of {args.study_name}", rows)
     return 0
 
 
@@ -121,13 +121,12 @@ def report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _note_infeasible(study: optuna.Study, console: Console) -> None:
-    excluded = infeasible_trials(study)
-    if excluded:
-        console.print(
-            f"{len(excluded)} trial(s) broke a constraint and are not on the front "
-            "(user attribute feasible = false)"
-        )
+def _print_front(
+    console: Console, study: optuna.Study, title: str, rows: list[dict[str, Any]] | None = None
+) -> None:
+    """The feasible front, identical trials folded, and a note on what it leaves out."""
+    console.print(pareto_table(pareto_rows(study) if rows is None else rows, title))
+    console.print(describe_front(front_summary(study)), markup=False, highlight=False)
 
 
 def export(args: argparse.Namespace, console: Console) -> int:

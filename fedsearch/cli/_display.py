@@ -14,6 +14,7 @@ from rich.text import Text
 
 from fedsearch.host import PluginInfo
 from fedsearch.search import describe_selection
+from fedsearch.study import describe_front
 
 
 def format_bytes(count: float) -> str:
@@ -34,11 +35,23 @@ def _row(table: Table, *cells: object) -> None:
     table.add_row(*(Text(str(cell)) for cell in cells))
 
 
-_PARETO_KEYS = {"trial", "val_accuracy", "test_accuracy", "model_bytes", "comm_bytes", "selection"}
+_PARETO_KEYS = {
+    "trial",
+    "val_accuracy",
+    "test_accuracy",
+    "model_bytes",
+    "comm_bytes",
+    "selection",
+    "identical",
+}
 
 
 def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran."""
+    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran.
+
+    A row that stands for several trials with identical objectives says
+    ``+N identical`` after its trial number.
+    """
     table = _table(title)
     extras = [key for key in (rows[0] if rows else {}) if key not in _PARETO_KEYS]
     for header, justify in (
@@ -53,9 +66,10 @@ def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(Text(header), justify=justify)
     for row in rows:
         test = row.get("test_accuracy")
+        identical = row.get("identical", [])
         _row(
             table,
-            row["trial"],
+            f"{row['trial']} +{len(identical)} identical" if identical else row["trial"],
             f"{row['val_accuracy']:.4f}",
             "-" if test is None else f"{test:.4f}",
             format_bytes(row["model_bytes"]),
@@ -90,8 +104,8 @@ def space_table(rows: list[tuple[str, str, str]]) -> Table:
     return table
 
 
-def status_tables(summary: dict[str, Any]) -> list[Table]:
-    """Tables of ``fedsearch status``: states, workers, failures, the Pareto front."""
+def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
+    """Tables of ``fedsearch status``: states, workers, failures, the Pareto front and its note."""
     states = _table(f"study {summary['study']} (budget {summary['budget']})")
     for state in summary["states"]:
         states.add_column(Text(state.lower()), justify="right")
@@ -109,7 +123,7 @@ def status_tables(summary: dict[str, Any]) -> list[Table]:
             sum(counts.values()),
             f"{entry['busy_s']:.0f} s",
         )
-    tables = [states, workers]
+    tables: list[Table | Text] = [states, workers]
     if summary["failures"]:
         failures = _table("latest failures")
         for header in ("trial", "worker", "error"):
@@ -124,4 +138,5 @@ def status_tables(summary: dict[str, Any]) -> list[Table]:
         tables.append(failures)
     best = ", ".join(f"{name}: trial {number}" for name, number in summary["best"].items())
     tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
+    tables.append(Text(describe_front(summary["front"])))
     return tables

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ class TrafficCounter:
     downlink: int = 0
     uplink: int = 0
     one_time: int = 0
+    one_time_by_name: dict[str, int] = field(default_factory=dict)
+    """The one-time bytes per named download (``one_time`` is their sum)."""
 
     @property
     def total(self) -> int:
@@ -92,9 +94,9 @@ class SimulatedChannel(Channel):
         self.traffic = TrafficCounter()
         self._initial = _copy(initial_weights) if initial_weights is not None else None
         self._references: dict[int, Weights] = {}
-        self._one_time_payloads = [
-            _raw_float32(payload) for payload in (one_time_downloads or {}).values()
-        ]
+        self._one_time_payloads = {
+            name: _raw_float32(payload) for name, payload in (one_time_downloads or {}).items()
+        }
         self._clients_served: set[int] = set()
         self.last_round_loss = float("nan")
 
@@ -190,4 +192,7 @@ class SimulatedChannel(Channel):
         if client_id in self._clients_served:
             return
         self._clients_served.add(client_id)
-        self.traffic.one_time += sum(len(payload) for payload in self._one_time_payloads)
+        by_name = self.traffic.one_time_by_name
+        for name, payload in self._one_time_payloads.items():
+            by_name[name] = by_name.get(name, 0) + len(payload)
+            self.traffic.one_time += len(payload)

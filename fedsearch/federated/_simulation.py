@@ -39,6 +39,8 @@ class SimulationResult:
     downlink_bytes: int = 0
     uplink_bytes: int = 0
     one_time_bytes: int = 0
+    one_time_by_name: dict[str, int] = field(default_factory=dict)
+    """``one_time_bytes`` per named one-time download (the teacher's under ``"teacher"``)."""
 
     @property
     def comm_bytes(self) -> int:
@@ -143,6 +145,7 @@ def run_federated(
         downlink_bytes=channel.traffic.downlink,
         uplink_bytes=channel.traffic.uplink,
         one_time_bytes=channel.traffic.one_time,
+        one_time_by_name=dict(channel.traffic.one_time_by_name),
     )
 
 

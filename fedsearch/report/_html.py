@@ -16,7 +16,13 @@ from optuna.trial import TrialState
 from fedsearch._errors import ConfigError
 from fedsearch.report._plots import plot_pairs
 from fedsearch.search import OBJECTIVE_NAMES, describe_selection
-from fedsearch.study import check_writable_folder, pareto_trials, study_status
+from fedsearch.study import (
+    check_writable_folder,
+    describe_front,
+    pareto_rows,
+    pareto_trials,
+    study_status,
+)
 from fedsearch.study._export import stored_artifact
 
 _STYLE = """
@@ -63,8 +69,10 @@ def write_report(
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     front = pareto_trials(study) if complete else []
     plots = plot_pairs(complete, front, names, folder)
+    identical = {row["trial"]: row["identical"] for row in pareto_rows(study)}
+    shown = [trial for trial in front if trial.number in identical]
     store_dir = artifact_dir or study.user_attrs.get("artifact_dir")
-    links = _copy_artifacts(front, Path(store_dir) if store_dir else None, folder / "artifacts")
+    links = _copy_artifacts(shown, Path(store_dir) if store_dir else None, folder / "artifacts")
     status = study_status(study)
     page = "\n".join(
         [
@@ -85,7 +93,8 @@ def write_report(
                 for path in plots
             ),
             "</div>",
-            _pareto_table(front, names, links),
+            f"<p>{html.escape(describe_front(status['front']))}</p>",
+            _pareto_table(shown, names, links, identical),
             "<h2>Configuration</h2>",
             f"<pre>{html.escape(json.dumps(study.user_attrs.get('config', {}), indent=2))}</pre>",
             "</body></html>",
@@ -101,18 +110,24 @@ def _teacher_paragraph(teacher: dict[str, Any] | None) -> str:
         return "<p>No teacher.</p>"
     return (
         f"<p>Teacher: test accuracy {teacher['test_accuracy']:.4f}, validation accuracy "
-        f"{teacher['val_accuracy']:.4f}, artifact {teacher['artifact_bytes']} bytes.</p>"
+        f"{teacher['val_accuracy']:.4f}, artifact {teacher['artifact_bytes']} bytes, federated "
+        f"training traffic {teacher.get('training_bytes', '-')} bytes (charged to every trial "
+        "that distils from it).</p>"
     )
 
 
 def _pareto_table(
-    front: list[optuna.trial.FrozenTrial], names: list[str], links: dict[int, str]
+    front: list[optuna.trial.FrozenTrial],
+    names: list[str],
+    links: dict[int, str],
+    identical: dict[int, list[int]],
 ) -> str:
     headers = ["trial", *names, "test_accuracy", "parameters", "nonzero", "worker", "artifact"]
     rows = []
     for trial in front:
         attrs = trial.user_attrs
-        cells = [str(trial.number)]
+        others = identical.get(trial.number, [])
+        cells = [f"{trial.number} +{len(others)} identical" if others else str(trial.number)]
         cells += [
             _format_value(name, value) for name, value in zip(names, trial.values, strict=True)
         ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from fedsearch.study._export import EXPORT_FORMATS, export_model, trial_artifact
 from fedsearch.study._note import study_note
 from fedsearch.study._pareto import (
+    describe_front,
+    front_summary,
     infeasible_trials,
     is_feasible,
     load_existing_study,
@@ -22,7 +24,9 @@ __all__ = [
     "artifact_dir",
     "check_output_file",
     "check_writable_folder",
+    "describe_front",
     "export_model",
+    "front_summary",
     "infeasible_trials",
     "is_feasible",
     "load_existing_study",

@@ -146,6 +146,7 @@ def run_study(
         return optuna_study
     runtime = prepare_runtime(study, progress, data=data)
     optuna_study.set_user_attr("teacher", _teacher_summary(runtime))
+    optuna_study.set_user_attr("accuracy_floor", runtime.accuracy_floor.as_dict())
     progress.trials_started(
         planned, len(optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES))
     )
@@ -247,6 +248,7 @@ def prepare_runtime(
 
 
 def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
+    """The study's ``teacher`` user attribute: accuracies, artifact size, training traffic."""
     teacher = runtime.teacher
     if teacher is None:
         return None
@@ -254,6 +256,7 @@ def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
         "val_accuracy": teacher.val_accuracy,
         "test_accuracy": teacher.test_accuracy,
         "artifact_bytes": teacher.artifact_bytes,
+        "training_bytes": teacher.training_bytes,
     }
 
 

@@ -51,4 +51,5 @@ def test_four_workers_finish_exactly_the_budget_and_train_the_teacher_once(
     assert origins == {"trained": 1, "cached": 3}
     key = teacher_key(resolve_study(study_file, registry))
     cached = cached_teacher(postgres_url, key)
-    assert len(cached) == study.user_attrs["teacher"]["artifact_bytes"]
+    assert len(cached.artifact) == study.user_attrs["teacher"]["artifact_bytes"]
+    assert cached.training_bytes == study.user_attrs["teacher"]["training_bytes"] > 0
