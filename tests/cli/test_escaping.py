@@ -62,6 +62,7 @@ def test_status_tables_show_names_workers_and_errors_with_brackets():
         ],
         "best": {"val_accuracy": 0},
         "pareto": [pareto_row(CODEC_SELECTION)],
+        "front": {"accuracy_floor": None, "complete": 1, "infeasible": 0, "identical": 0},
     }
     text = rendered(*status_tables(summary))
     assert f"study {BRACKETED_NAME} (budget" in text
