@@ -628,6 +628,7 @@ def test_bad_input_is_refused_in_one_line_and_stores_nothing(name, stored, workd
     assert _snapshot(stored, workdir) == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", CONSOLE_SCRIPT_CASES)
 def test_the_console_script_refuses_it_the_same_way(name, stored, workdir):
     case = CASES[name]
