@@ -6,13 +6,21 @@ simulation engine and apps starting), the first round is the warm-up (first
 autograd calls, worker processes or actors loading the client code), and the
 time per round is the mean of the rounds after it; the tail is what follows
 the last round (shutting an engine down).
+
+``interleaved`` runs every runner once per repetition in a rotating order and
+keeps each run's clock; ``median_spread`` formats a runner's repetitions.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,3 +69,47 @@ class RoundClock:
     def tail_s(self) -> float:
         """Seconds after the last round until the runner returned."""
         return self.total_s - (self.marks[-1] - self.started)
+
+
+def clocked(run: Callable[[RoundClock], T]) -> tuple[RoundClock, T]:
+    """One run of a runner with a fresh clock: the stopped clock and the runner's result."""
+    clock = RoundClock()
+    result = run(clock)
+    clock.stop()
+    return clock, result
+
+
+def interleaved(
+    table: dict[str, Callable[[RoundClock], T]], repeats: int, name: str
+) -> tuple[dict[str, list[RoundClock]], dict[str, T]]:
+    """Interleaved repetitions: every runner once per repetition, in a rotating order,
+    so load that comes and goes on a shared machine hits every runner alike.
+
+    Returns every run's clock by runner label, and each runner's last result.
+    """
+    clocks: dict[str, list[RoundClock]] = {label: [] for label in table}
+    results: dict[str, T] = {}
+    labels = list(table)
+    for repeat in range(repeats):
+        shift = repeat % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            clock, results[label] = clocked(table[label])
+            clocks[label].append(clock)
+            print(
+                f"    {name} #{repeat + 1} {label}: {clock.total_s:.2f} s (start-up "
+                f"{clock.startup_s:.3f}, round 1 {clock.warmup_s:.3f}, then "
+                f"{clock.per_round_s:.3f} a round)",
+                flush=True,
+            )
+    return clocks, results
+
+
+def median_spread(values: list[float], digits: int = 2, unit: str = "") -> str:
+    """``median (min-max)`` of a runner's repetitions, the unit after the median."""
+    low, high = min(values), max(values)
+    return f"{statistics.median(values):.{digits}f}{unit} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def load_average() -> str:
+    """The 1-minute load average, or "?" where the OS has none."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"

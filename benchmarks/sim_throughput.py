@@ -13,7 +13,9 @@ Workloads (plain SGD, FedAvg, final accuracy on the test split):
 - ``mnist_2nn``: MNIST, 100 clients, C=0.1, 10 rounds, 2NN (McMahan et al.), E=1, B=10.
 - ``lenet5``: MNIST, 10 clients x 2 rounds, all clients each round, Caffe LeNet-5, E=1, B=32.
 
-Runners, each timed from the loaded data to the final test accuracy:
+Runners, each timed from the loaded data to the final test accuracy, split
+into start-up (before the first round), the first round (warm-up) and the mean
+time of the rounds after it (``benchmarks/_timing.py``):
 
 - ``fedsearch``: ``run_federated`` (float32 codecs through the channel), on 1, 2
   and all cores (see below).
@@ -21,16 +23,16 @@ Runners, each timed from the loaded data to the final test accuracy:
   client ``load_state_dict``, ``torch.optim.SGD``, a shuffled ``DataLoader``
   over a ``TensorDataset`` of the client's examples, then a weighted average
   of the ``state_dict``s.
-- ``flower``: Flower's simulation (``flwr.simulation.run_simulation`` with a
-  ``ClientApp`` of ``NumPyClient``s and a ``ServerApp`` with ``FedAvg``), the
-  same loop body as the hand loop inside the client, when ``flwr`` is
-  installed; otherwise the column says so.
+- ``flower``: Flower's simulation (``flwr.simulation.run_simulation``, a
+  ``ClientApp`` running the hand loop's local SGD and a ``ServerApp`` with
+  ``FedAvg``; ``benchmarks/flwr_runner.py``) when ``flwr`` is installed.
 
 Every runner is timed in the same run, in interleaved repetitions (``--repeats``):
-the output gives each runner's median time and spread, the median ratio to the
-hand loop, and how far fedsearch's final weights are from its 1-core
-(sequential) run with the same seed. fedsearch runs on 1 core (one thread), 2
-cores (two worker processes) and all cores (the defaults, ``execution =
+the output gives each runner's median start-up and warm-up round, the median and
+spread of its time per round after the warm-up and of its total, the median ratios
+to the hand loop (per round and total), and how far fedsearch's final weights are
+from its 1-core (sequential) run with the same seed. fedsearch runs on 1 core (one
+thread), 2 cores (two worker processes) and all cores (the defaults, ``execution =
 "auto"``); the hand loop always gets torch's default threads.
 """
 
@@ -39,7 +41,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from _federation import clients_on_test_split, fedavg_run
+from _timing import RoundClock, interleaved, load_average, median_spread
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -155,7 +157,10 @@ def fedsearch_settings() -> list[FedsearchSetting]:
 
 
 def run_fedsearch(
-    workload: Workload, data: FederatedData, setting: FedsearchSetting | None = None
+    workload: Workload,
+    data: FederatedData,
+    clock: RoundClock,
+    setting: FedsearchSetting | None = None,
 ) -> Outcome:
     """fedsearch's simulation; returns the final test accuracy and weights."""
     setting = setting or FedsearchSetting("fedsearch", "auto", None)
@@ -170,12 +175,13 @@ def run_fedsearch(
         execution=setting.execution,
         client_workers=setting.workers,
     )
-    run = fedavg_run(data, federation)
+    run = fedavg_run(data, federation, registry=get_registry())
     model = build_model(workload, data)
     threads = torch.get_num_threads()
     torch.set_num_threads(setting.threads or threads)
+    clock.tick()
     try:
-        result = run_federated(model, run)
+        result = run_federated(model, run, on_round=lambda record: clock.tick())
     finally:
         torch.set_num_threads(threads)
     executions = sorted({record.execution for record in result.history})
@@ -203,11 +209,12 @@ def average(states: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str
     }
 
 
-def run_hand_loop(workload: Workload, data: FederatedData) -> Outcome:
+def run_hand_loop(workload: Workload, data: FederatedData, clock: RoundClock) -> Outcome:
     """A minimal sequential PyTorch FedAvg loop; returns the final test accuracy."""
     model = build_model(workload, data)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
+    clock.tick()
     for _ in range(workload.rounds):
         states, sizes = [], []
         for client in sampled_clients(workload, rng):
@@ -217,21 +224,22 @@ def run_hand_loop(workload: Workload, data: FederatedData) -> Outcome:
             states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             sizes.append(len(index))
         global_state = average(states, sizes)
+        clock.tick()
     model.load_state_dict(global_state)
     return Outcome(accuracy(model, data.test_inputs, data.test_labels))
 
 
-def run_hand_loop_one_thread(workload: Workload, data: FederatedData) -> Outcome:
+def run_hand_loop_one_thread(workload: Workload, data: FederatedData, clock: RoundClock) -> Outcome:
     """The hand loop on one intra-op thread: how much of a ratio is oversubscription."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return run_hand_loop(workload, data)
+        return run_hand_loop(workload, data, clock)
     finally:
         torch.set_num_threads(threads)
 
 
-def run_flower(workload: Workload, data: FederatedData) -> Outcome:
+def run_flower(workload: Workload, data: FederatedData, clock: RoundClock) -> Outcome:
     """Flower's simulation engine; returns the final test accuracy."""
     from flwr_runner import flower_fedavg  # benchmarks/flwr_runner.py, imports flwr
 
@@ -242,6 +250,7 @@ def run_flower(workload: Workload, data: FederatedData) -> Outcome:
         model=model,
         local_sgd=local_sgd,
         clients_per_round=len(sampled_clients(workload, np.random.default_rng(0))),
+        clock=clock,
     )
     model.load_state_dict(state)
     return Outcome(accuracy(model, data.test_inputs, data.test_labels))
@@ -261,11 +270,11 @@ def warm_up() -> None:
     workload = Workload("warm-up", "digits", "mlp", {"widths": [16]}, 4, 1.0, 1, 32, 0.1)
     data = load_data(workload, None, smoke=True)
     for setting in fedsearch_settings():
-        run_fedsearch(workload, data, setting)
-    run_hand_loop(workload, data)
+        run_fedsearch(workload, data, RoundClock(), setting)
+    run_hand_loop(workload, data, RoundClock())
 
 
-Runner = Callable[[Workload, FederatedData], Outcome]
+Runner = Callable[[Workload, FederatedData, RoundClock], Outcome]
 
 
 def runners(with_flower: bool, default_hand_loop: bool = True) -> dict[str, Runner]:
@@ -280,30 +289,6 @@ def runners(with_flower: bool, default_hand_loop: bool = True) -> dict[str, Runn
     return table
 
 
-def timed(runner: Runner, workload: Workload, data: FederatedData) -> tuple[float, Outcome]:
-    """Wall seconds and outcome of one runner."""
-    started = time.perf_counter()
-    outcome = runner(workload, data)
-    return time.perf_counter() - started, outcome
-
-
-def measure(
-    workload: Workload, data: FederatedData, table: dict[str, Runner], repeats: int
-) -> tuple[dict[str, list[float]], dict[str, Outcome]]:
-    """Interleaved repetitions: every runner once per repetition, in a rotating order,
-    so load that comes and goes on a shared machine hits every runner alike."""
-    times: dict[str, list[float]] = {label: [] for label in table}
-    outcomes: dict[str, Outcome] = {}
-    labels = list(table)
-    for repeat in range(repeats):
-        shift = repeat % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            seconds, outcomes[label] = timed(table[label], workload, data)
-            times[label].append(seconds)
-            print(f"    {workload.name} #{repeat + 1} {label}: {seconds:.2f} s", flush=True)
-    return times, outcomes
-
-
 def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """Largest absolute difference between two sets of weights."""
     return max(float((a[name] - b[name]).abs().max()) for name in a)
@@ -313,14 +298,19 @@ WEIGHT_TOLERANCE = 1e-4
 """Largest final-weight difference from the 1-core run counted as the same result."""
 
 
-def report(name: str, times: dict[str, list[float]], outcomes: dict[str, Outcome]) -> list[str]:
-    """Markdown rows of one workload: time median (min-max), ratio to the hand loop, equality."""
-    hand = next(iter(times.values()))
+def report(
+    name: str, clocks: dict[str, list[RoundClock]], outcomes: dict[str, Outcome]
+) -> list[str]:
+    """Markdown rows of one workload: start-up, warm-up round, per round after it and
+    total (median (min-max)), ratios to the hand loop, equality of the final weights."""
+    hand = next(iter(clocks.values()))
     reference = outcomes["fedsearch 1 core"]
     rows = []
-    for label, seconds in times.items():
+    for label, runs in clocks.items():
         outcome = outcomes[label]
-        ratios = [h / s for h, s in zip(hand, seconds, strict=True)]
+        pairs = list(zip(hand, runs, strict=True))
+        round_ratios = [h.per_round_s / c.per_round_s for h, c in pairs]
+        total_ratios = [h.total_s / c.total_s for h, c in pairs]
         if outcome.weights is not None:
             difference = largest_difference(outcome.weights, reference.weights)
             same = "yes" if difference <= WEIGHT_TOLERANCE else "**no**"
@@ -328,32 +318,33 @@ def report(name: str, times: dict[str, list[float]], outcomes: dict[str, Outcome
         else:
             equality = "-"
         rows.append(
-            f"| {name} | {label} | {outcome.execution or '-'} | {statistics.median(seconds):.2f} "
-            f"({min(seconds):.2f}-{max(seconds):.2f}) | {outcome.accuracy:.4f} | "
-            f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | {equality} |"
+            f"| {name} | {label} | {outcome.execution or '-'} "
+            f"| {statistics.median(c.startup_s for c in runs):.3f} "
+            f"| {statistics.median(c.warmup_s for c in runs):.3f} "
+            f"| {median_spread([c.per_round_s for c in runs], 3)} "
+            f"| {median_spread([c.total_s for c in runs])} | {outcome.accuracy:.4f} "
+            f"| {median_spread(round_ratios, unit='x')} | {median_spread(total_ratios, unit='x')} "
+            f"| {equality} |"
         )
     return rows
 
 
-def load_average() -> str:
-    """The 1-minute load average, or "?" where the OS has none."""
-    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
-
-
 LEGEND = """
-Columns: wall seconds from loaded data to final test accuracy, median over the
-repetitions (min-max); "hand / runner" is the median of the per-repetition
-ratios (reference hand loop seconds / runner seconds, both from the same
-repetition; the reference is named at the top),
-above 1x means faster than the hand loop; "max |w - w_1core|" is the largest
-difference of the final global weights from the fedsearch 1-core run (same
-seed), "yes" when within {tolerance:g}. The hand loop uses torch's default
+Columns: wall seconds from loaded data to final test accuracy, split into
+start-up (before the first round) and the first round (warm-up: first calls,
+worker processes or Flower's actors starting), medians over the repetitions,
+then the mean time of the rounds after the warm-up and the total, median over
+the repetitions (min-max); "hand / runner" (per round after the warm-up, and
+total) is the median of the per-repetition ratios (reference hand loop seconds
+/ runner seconds, both from the same repetition; the reference is named at the
+top), above 1x means faster than the hand loop; "max abs(w - w_1core)" is the
+largest difference of the final global weights from the fedsearch 1-core run
+(same seed), "yes" when within {tolerance:g}. The hand loop uses torch's default
 threads ({threads}); fedsearch runs its own process on one thread, as `fedsearch
 run` does by default (workers.threads = 1): "fedsearch 1 core" has no worker
 processes, "N cores" N worker processes of one thread each (execution =
-"parallel");
-"auto" the defaults, whose choice is in the execution column. "hand loop,
-1 thread" is context, not a target: on a loaded machine torch's default
+"parallel"); "auto" the defaults, whose choice is in the execution column. "hand
+loop, 1 thread" is context, not a target: on a loaded machine torch's default
 threads oversubscribe the cores and slow the default hand loop down.
 """
 
@@ -390,14 +381,16 @@ def main() -> None:
         if args.only and workload.name not in args.only:
             continue
         data = load_data(workload, args.data, args.smoke)
-        rows += report(workload.name, *measure(workload, data, table, args.repeats))
+        runs = {label: functools.partial(run, workload, data) for label, run in table.items()}
+        rows += report(workload.name, *interleaved(runs, args.repeats, workload.name))
     print(f"load average {load_average()} at the end")
     print(LEGEND.format(tolerance=WEIGHT_TOLERANCE, threads=torch.get_num_threads()))
     print(
-        "| workload | runner | execution | seconds, median (min-max) | test accuracy "
-        "| hand / runner | max abs(w - w_1core) |"
+        "| workload | runner | execution | start-up s | round 1 (warm-up) s "
+        "| per round after warm-up s | total s | test accuracy | hand / runner per round "
+        "| hand / runner total | max abs(w - w_1core) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("|" + " --- |" * 11)
     print("\n".join(rows))
 
 
