@@ -62,4 +62,4 @@ def test_the_plugins_own_tests_pass_fedsearchs_conformance_suite(example_plugin_
         capture_output=True, text=True, env=env, cwd=tests,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 passed" in result.stdout  # five contract tests, two configurations
+    assert "16 passed" in result.stdout  # eight contract tests, two configurations

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from fedsearch.federated._channel import SimulatedChannel, TrafficCounter
+from fedsearch.federated._channel import SimulatedChannel
+from fedsearch.federated._client_runtime import ClientFit, ClientRuntime
 from fedsearch.federated._data import FederatedData, prepare_federated_data
-from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch.federated._downlink import Downlink
+from fedsearch.federated._functional import (
+    model_weights,
+    proximal_term,
+    step_contexts,
+    transformed,
+)
+from fedsearch.federated._grid import RoundMetrics, RoundResult, SimulatedGrid, run_round
+from fedsearch.federated._middleware_chain import MiddlewareChain
 from fedsearch.federated._simulation import (
     FederatedRun,
     RoundCallback,
@@ -13,6 +22,7 @@ from fedsearch.federated._simulation import (
     run_federated,
 )
 from fedsearch.federated._training import (
+    ClientJob,
     Execution,
     LocalTrainer,
     accuracy,
@@ -22,15 +32,22 @@ from fedsearch.federated._training import (
 )
 
 __all__ = [
+    "ClientFit",
+    "ClientJob",
+    "ClientRuntime",
+    "Downlink",
     "Execution",
     "FederatedData",
     "FederatedRun",
     "LocalTrainer",
+    "MiddlewareChain",
     "RoundCallback",
+    "RoundMetrics",
     "RoundRecord",
+    "RoundResult",
     "SimulatedChannel",
+    "SimulatedGrid",
     "SimulationResult",
-    "TrafficCounter",
     "accuracy",
     "choose_execution",
     "intra_op_threads",
@@ -39,5 +56,7 @@ __all__ = [
     "prepare_federated_data",
     "proximal_term",
     "run_federated",
+    "run_round",
+    "step_contexts",
     "transformed",
 ]

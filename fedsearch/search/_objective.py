@@ -66,6 +66,7 @@ class StudyRuntime:
             downlink_codec=pipelines["downlink_codec"].build(),
             uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
+            middleware=tuple(spec.build() for spec in self.study.middleware),  # type: ignore[misc]
         )
 
 
@@ -125,7 +126,9 @@ def evaluate_selection(
         for choice in selection.compressors.values()
     ]
     rounds = study.config.federation.rounds
-    context = CompressionContext(model=model, num_rounds=rounds, teacher=runtime.teacher)
+    context = CompressionContext(
+        model=model, num_rounds=rounds, teacher=runtime.teacher, seed=study.config.seed
+    )
     downloads: dict[str, Any] = {}
     for compressor in compressors:
         assert isinstance(compressor, Compressor)
@@ -146,7 +149,12 @@ def evaluate_selection(
     )
     reference = architecture.build(data.input_shape, data.num_classes)
     artifact = build_artifact(
-        spec, simulation.weights, compressors, model=model, reference=reference
+        spec,
+        simulation.weights,
+        compressors,
+        model=model,
+        reference=reference,
+        round_index=rounds - 1,
     )
     decoded = load_model(artifact, registry)
     return TrialOutcome(

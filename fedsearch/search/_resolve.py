@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import STAGES
+from fedsearch.components import STAGES, can_vectorize
 from fedsearch.config import (
     ComponentRef,
     StudyConfig,
@@ -23,7 +23,7 @@ from fedsearch.host import (
     ComponentSpec,
     codec_pipeline_spec,
 )
-from fedsearch.search._space import NONE, SearchSpace, Sourced
+from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
 OBJECTIVE_DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -52,6 +52,8 @@ class ResolvedStudy:
     study_name: str
     objectives: tuple[ComponentSpec, ...] = ()
     """Extra objectives enabled by the study, after the three built in."""
+    middleware: tuple[ComponentSpec, ...] = ()
+    """Payload transforms around the channel, in order."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -128,6 +130,7 @@ def resolve_study(
             source=source,
             field="teacher",
         )
+    _check_vectorizable(config.federation.execution, space, registry, source)
     return ResolvedStudy(
         config=config,
         source=source,
@@ -147,7 +150,31 @@ def resolve_study(
         storage_url=storage or config.storage or default_storage_url(config.output_dir),
         study_name=study_name or config.name,
         objectives=objectives,
+        middleware=tuple(
+            spec("middleware", ref, f"federation.middleware[{index}]")
+            for index, ref in enumerate(federation.middleware)
+        ),
     )
+
+
+def _check_vectorizable(
+    execution: str, space: SearchSpace, registry: ComponentRegistry, source: str
+) -> None:
+    """Refuse an explicit ``vectorized`` execution with a compressor that cannot be."""
+    if execution != "vectorized":
+        return
+    for stage, names in space.slots.items():
+        for name in names:
+            if stage == ARCHITECTURE_SLOT or name == NONE or stage not in STAGES:
+                continue
+            if not can_vectorize(registry.get("compressor", name).cls):  # type: ignore[arg-type]
+                raise ConfigError(
+                    f"compressor {name!r} cannot be trained under torch.func.vmap "
+                    '(vectorizable = False or per-client state); set execution to "auto" '
+                    'or "sequential", or remove it from the search space',
+                    source=source,
+                    field="federation.execution",
+                )
 
 
 def _codec_pipeline(

@@ -13,6 +13,7 @@ from fedsearch import (
     Compressor,
     Registrar,
     SearchRange,
+    StepContext,
     Weights,
     hookimpl,
 )
@@ -48,7 +49,7 @@ class RandomPruning(Compressor):
             for name, mask in self.masks.items():
                 weights[name].mul_(mask)
 
-    def transform_parameters(self, params: Weights) -> Weights:
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """Keep pruned weights at zero in every forward pass."""
         return {
             name: value * self.masks[name] if name in self.masks else value
