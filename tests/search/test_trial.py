@@ -96,3 +96,12 @@ def test_teacher_is_cached_in_the_database_and_reused(runtime):
     assert rounds == []  # loaded, not trained again
     assert again.val_accuracy == runtime.teacher.val_accuracy
     assert again.artifact_bytes == len(cached) == runtime.teacher.artifact_bytes
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_asymmetric_quantization_trains_an_mlp_trial_under_vmap(runtime, granularity):
+    """MLP trials auto-vectorize; the asymmetric quantizer must be vmap-safe (issue 11)."""
+    quantize = {"bits": 4, "scheme": "asymmetric", "granularity": granularity}
+    outcome = evaluate_selection(runtime, selection(("quantize", "uniform", quantize)))
+    assert {record.execution for record in outcome.simulation.history} == {"vectorized"}
+    assert outcome.val_accuracy > 0.3
