@@ -1,4 +1,4 @@
-"""Random unstructured pruning: an example third-party fedsearch plugin."""
+"""An example third-party fedsearch plugin: random pruning, a stateful compressor, a middleware."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ from fedsearch import (
     Weights,
     hookimpl,
 )
+from fedsearch_random_pruning._label_prior import LogitAdjustment
+from fedsearch_random_pruning._noise import GaussianNoise
+
+__all__ = ["GaussianNoise", "LogitAdjustment", "RandomPruning"]
 
 
 class RandomPruningParams(ComponentParams):
@@ -59,5 +63,7 @@ class RandomPruning(Compressor):
 
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
-    """Contribute the ``random`` pruning compressor."""
+    """Contribute ``random`` pruning, ``logit_adjust`` and the ``gaussian_noise`` middleware."""
     register.compressor(RandomPruning)
+    register.compressor(LogitAdjustment)
+    register.middleware(GaussianNoise)
