@@ -37,7 +37,7 @@ def test_an_unknown_middleware_is_refused_naming_the_field(tmp_path, registry):
 def test_explicit_vectorized_with_a_compressor_that_cannot_be_is_refused(tmp_path, registry):
     space = TINY_SPACE.replace('distill = ["none", "soft_target"]', 'distill = ["none", "fitnets"]')
     path = study_with(tmp_path, 'execution = "vectorized"', space)
-    with pytest.raises(ConfigError, match="fitnets.*vmap"):
+    with pytest.raises(ConfigError, match=r"fitnets.*vmap"):
         resolve_study(path, registry)
 
 
