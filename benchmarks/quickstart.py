@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from fedsearch.search import pareto_trials
+from fedsearch.study import pareto_trials
 
 REPO = Path(__file__).resolve().parents[1]
 

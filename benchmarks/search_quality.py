@@ -33,7 +33,8 @@ import optuna
 from optuna._hypervolume import compute_hypervolume  # Optuna's own WFG implementation
 
 from fedsearch import get_registry, resolve_study
-from fedsearch.search import evaluate_selection, prepare_runtime
+from fedsearch.study import prepare_runtime
+from fedsearch.trial import evaluate_selection
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "runs" / "benchmarks" / "search_quality_cache.json"

@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from fedsearch import get_registry, resolve_study
-from fedsearch.search import prepare_runtime
+from fedsearch.study import prepare_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))

@@ -57,18 +57,9 @@ from fedsearch.components import (
 )
 from fedsearch.hookspecs import hookimpl, hookspec
 from fedsearch.host import ComponentRegistry, Registrar, get_plugin_manager, get_registry
-from fedsearch.search import (
-    OBJECTIVE_NAMES,
-    ProgressReporter,
-    ResolvedStudy,
-    Selection,
-    build_artifact,
-    evaluate_selection,
-    load_model,
-    pareto_rows,
-    resolve_study,
-    run_study,
-)
+from fedsearch.search import OBJECTIVE_NAMES, ResolvedStudy, Selection, resolve_study
+from fedsearch.study import pareto_rows, run_study
+from fedsearch.trial import ProgressReporter, build_artifact, evaluate_selection, load_model
 
 try:
     __version__ = version("fedsearch")

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 
 from fedsearch import OBJECTIVE_NAMES, load_model, resolve_study
 from fedsearch.federated import accuracy
-from fedsearch.search import pareto_trials, prepare_data
+from fedsearch.study import pareto_trials
+from fedsearch.trial import prepare_data
 from tests.conftest import REPO, free_port, get_json
 
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))

@@ -20,18 +20,18 @@ from fedsearch.cli._display import (
 )
 from fedsearch.cli._progress import RichProgress
 from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
-from fedsearch.search import (
+from fedsearch.search import resolve_study
+from fedsearch.study import (
     artifact_dir,
     export_model,
     infeasible_trials,
     load_existing_study,
     pareto_rows,
-    resolve_study,
     run_study,
     study_status,
     trial_artifact,
-    worker_id,
 )
+from fedsearch.study._storage import worker_id
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

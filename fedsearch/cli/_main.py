@@ -14,7 +14,7 @@ from rich.console import Console
 
 from fedsearch._errors import FedsearchError
 from fedsearch.cli import _commands
-from fedsearch.search import EXPORT_FORMATS
+from fedsearch.study import EXPORT_FORMATS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

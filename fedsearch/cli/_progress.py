@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedsearch.cli._display import format_bytes
 from fedsearch.federated import RoundRecord
-from fedsearch.search import ProgressReporter
+from fedsearch.trial import ProgressReporter
 
 
 class RichProgress(ProgressReporter):

@@ -14,7 +14,8 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
 from fedsearch.report._plots import plot_pairs
-from fedsearch.search import OBJECTIVE_NAMES, describe_selection, pareto_trials, study_status
+from fedsearch.search import OBJECTIVE_NAMES, describe_selection
+from fedsearch.study import pareto_trials, study_status
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -23,9 +23,9 @@ from fedsearch.components import (
     can_vectorize,
 )
 from fedsearch.host import get_registry
-from fedsearch.search import build_artifact, load_model
 from fedsearch.testing._client_isolation import ClientIsolationChecks
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
+from fedsearch.trial import build_artifact, load_model
 
 
 class CompressorTestCase(ClientIsolationChecks):

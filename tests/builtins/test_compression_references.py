@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from fedsearch import CompressionContext, ModelSpec
-from fedsearch.search import build_artifact, load_model
+from fedsearch.trial import build_artifact, load_model
 
 
 def setup(registry, name, params, model, rounds=4):

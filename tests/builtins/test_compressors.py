@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from fedsearch import CompressionContext, StepContext, Teacher
-from fedsearch.search import build_artifact
+from fedsearch.trial import build_artifact
 
 torch.manual_seed(0)
 SERVER = StepContext.evaluating(3)

@@ -10,7 +10,8 @@ from optuna.trial import TrialState
 
 from fedsearch import resolve_study, run_study
 from fedsearch.cli._main import main
-from fedsearch.search import pareto_rows, pareto_trials, worker_id
+from fedsearch.study import pareto_rows, pareto_trials
+from fedsearch.study._storage import worker_id
 from tests.conftest import write_tiny_study
 
 

@@ -6,8 +6,9 @@ import optuna
 import pytest
 
 from fedsearch import ConfigError, evaluate_selection, resolve_study
-from fedsearch.search import ComponentChoice, Selection, prepare_runtime
-from fedsearch.search._objective import trial_attributes
+from fedsearch.search import ComponentChoice, Selection
+from fedsearch.study import prepare_runtime
+from fedsearch.trial._objective import trial_attributes
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
 
 CODEC_SPACE = TINY_SPACE.replace(

@@ -12,7 +12,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
 from fedsearch import OBJECTIVE_NAMES, ConfigError, load_model, resolve_study, run_study
 from fedsearch.cli._main import main
-from fedsearch.search import infeasible_trials, pareto_rows, pareto_trials
+from fedsearch.study import infeasible_trials, pareto_rows, pareto_trials
 from tests.conftest import TINY_STUDY, write_tiny_study
 
 MAX_MODEL_BYTES = 2500  # tiny float32 MLPs (>= 4.7 KB) break it; quantized ones meet it

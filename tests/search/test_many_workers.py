@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study
-from fedsearch.search import cached_teacher, teacher_key
+from fedsearch.study._teacher import cached_teacher, teacher_key
 from tests.conftest import TINY_STUDY, write_tiny_study
 
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))

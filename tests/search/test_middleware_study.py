@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fedsearch import ConfigError, evaluate_selection, resolve_study
-from fedsearch.search import ComponentChoice, Selection, prepare_runtime
+from fedsearch.search import ComponentChoice, Selection
+from fedsearch.study import prepare_runtime
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
 
 MLP = Selection(ComponentChoice("mlp", {"depth": 1, "widths": [16]}), {})

@@ -6,14 +6,9 @@ import pytest
 
 from fedsearch import evaluate_selection, load_model, resolve_study
 from fedsearch.federated import accuracy
-from fedsearch.search import (
-    ComponentChoice,
-    Selection,
-    cached_teacher,
-    load_or_train_teacher,
-    prepare_runtime,
-    teacher_key,
-)
+from fedsearch.search import ComponentChoice, Selection
+from fedsearch.study import load_or_train_teacher, prepare_runtime
+from fedsearch.study._teacher import cached_teacher, teacher_key
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,10 @@ import pytest
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study
-from fedsearch.search import (
-    StorageLock,
-    StudyBudget,
-    StudyRuntime,
-    TrialSeededSampler,
-    cached_teacher,
-    load_or_train_teacher,
-    prepare_data,
-    teacher_key,
-)
+from fedsearch.study import load_or_train_teacher
+from fedsearch.study._storage import StorageLock, StudyBudget, TrialSeededSampler
+from fedsearch.study._teacher import cached_teacher, teacher_key
+from fedsearch.trial import StudyRuntime, prepare_data
 from tests.conftest import write_tiny_study
 
 

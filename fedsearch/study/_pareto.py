@@ -10,8 +10,6 @@ from optuna.trial import TrialState
 from fedsearch._errors import ConfigError
 from fedsearch.search._resolve import OBJECTIVE_NAMES
 
-_SHORT_PARAM_NAMES = {"temperature": "T", "sparsity": "s", "bits": "b"}
-
 
 def load_existing_study(storage: str, study_name: str) -> optuna.Study:
     """Load a study that must exist, with a clear error when it does not."""
@@ -60,31 +58,3 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["selection"] = trial.user_attrs.get("selection", {})
         rows.append(row)
     return rows
-
-
-def describe_selection(selection: dict[str, Any]) -> str:
-    """``mlp(depth=2, width=64) + magnitude(s=0.8) + uniform(b=4)``.
-
-    Codec slots (lists of stages) read ``uplink_codec=[topk(fraction=0.01) > qsgd(levels=4)]``.
-    """
-    parts = []
-    for slot, choice in selection.items():
-        if isinstance(choice, list):
-            stages = " > ".join(_describe_choice(stage) for stage in choice)
-            parts.append(f"{slot}=[{stages}]")
-        else:
-            parts.append(_describe_choice(choice))
-    return " + ".join(parts)
-
-
-def _describe_choice(choice: dict[str, Any]) -> str:
-    params = ", ".join(
-        f"{_SHORT_PARAM_NAMES.get(key, key)}={_format(value)}"
-        for key, value in choice["params"].items()
-        if value is not None
-    )
-    return f"{choice['name']}({params})"
-
-
-def _format(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

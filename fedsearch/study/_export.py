@@ -14,8 +14,8 @@ from torch import nn
 from fedsearch._errors import ConfigError
 from fedsearch.artifact import decode_artifact
 from fedsearch.host import ComponentRegistry
-from fedsearch.search._model_io import load_model
-from fedsearch.search._pareto import load_existing_study
+from fedsearch.study._pareto import load_existing_study
+from fedsearch.trial._model_io import load_model
 
 ExportFormat = Literal["artifact", "onnx", "torchscript"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("artifact", "onnx", "torchscript")

@@ -15,12 +15,9 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
 
 from fedsearch._errors import ConfigError, TrialFailuresError
-from fedsearch.search._note import save_study_note
-from fedsearch.search._objective import StudyRuntime, TrialObjective, prepare_data
-from fedsearch.search._progress import ProgressReporter
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.search._teacher import load_or_train_teacher
-from fedsearch.search._workers import (
+from fedsearch.study._note import save_study_note
+from fedsearch.study._storage import (
     FINISHED_STATES,
     Decision,
     StorageLock,
@@ -30,6 +27,9 @@ from fedsearch.search._workers import (
     wait_for_running_trials,
     worker_id,
 )
+from fedsearch.study._teacher import load_or_train_teacher
+from fedsearch.trial._objective import StudyRuntime, TrialObjective, prepare_data
+from fedsearch.trial._progress import ProgressReporter
 
 
 def artifact_dir(study: ResolvedStudy) -> Path:

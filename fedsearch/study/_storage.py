@@ -17,7 +17,6 @@ import socket
 import sqlite3
 import threading
 import time
-import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,9 +36,7 @@ from sqlalchemy.pool import NullPool
 from fedsearch.config import WorkersConfig
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-WORKER_ATTR = "worker"
 RETRY_OF_ATTR = "retry_of"
-TRACEBACK_LINES = 12
 WAIT_POLL_S = 0.5
 
 
@@ -120,16 +117,6 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def error_attributes(error: BaseException) -> dict[str, str]:
-    """Readable user attributes that say why a trial failed."""
-    lines = traceback.format_exception(error)
-    return {
-        "error_type": type(error).__name__,
-        "error": str(error) or type(error).__name__,
-        "traceback": "".join(lines[-TRACEBACK_LINES:])[-4000:],
-    }
 
 
 class StorageLock:

@@ -21,9 +21,9 @@ from fedsearch.federated import (
     predict_logits,
     run_federated,
 )
-from fedsearch.search._model_io import build_artifact, load_model
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.search._workers import StorageLock, ensure_sqlite_folder
+from fedsearch.study._storage import StorageLock, ensure_sqlite_folder
+from fedsearch.trial._model_io import build_artifact, load_model
 
 _METADATA = sqlalchemy.MetaData()
 TEACHERS = sqlalchemy.Table(

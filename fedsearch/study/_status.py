@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from fedsearch.search._pareto import pareto_rows
-from fedsearch.search._workers import WORKER_ATTR
+from fedsearch.study._pareto import pareto_rows
+from fedsearch.trial._attributes import WORKER_ATTR
 
 RECENT_FAILURES = 5
 

@@ -27,12 +27,12 @@ from fedsearch.federated import (
     run_federated,
 )
 from fedsearch.host import CodecPipelineSpec, codec_pipeline_spec
-from fedsearch.search._model_io import build_artifact, load_model
-from fedsearch.search._pareto import describe_selection
-from fedsearch.search._progress import ProgressReporter
+from fedsearch.search._describe import describe_selection
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
-from fedsearch.search._workers import WORKER_ATTR, error_attributes
+from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
+from fedsearch.trial._model_io import build_artifact, load_model
+from fedsearch.trial._progress import ProgressReporter
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""A study: open or join it in storage, train its teacher once, run its trials
+under a shared budget, and read back its Pareto front, status, note and exports."""
+
+from __future__ import annotations
+
+from fedsearch.study._export import EXPORT_FORMATS, export_model, trial_artifact
+from fedsearch.study._note import study_note
+from fedsearch.study._pareto import (
+    infeasible_trials,
+    is_feasible,
+    load_existing_study,
+    pareto_rows,
+    pareto_trials,
+)
+from fedsearch.study._run import artifact_dir, open_study, prepare_runtime, run_study
+from fedsearch.study._status import study_status
+from fedsearch.study._teacher import load_or_train_teacher
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "artifact_dir",
+    "export_model",
+    "infeasible_trials",
+    "is_feasible",
+    "load_existing_study",
+    "load_or_train_teacher",
+    "open_study",
+    "pareto_rows",
+    "pareto_trials",
+    "prepare_runtime",
+    "run_study",
+    "study_note",
+    "study_status",
+    "trial_artifact",
+]
