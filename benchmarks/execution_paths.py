@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fedsearch import get_registry
-from fedsearch.federated import LocalTrainer, choose_execution
+from fedsearch.federated import ClientJob, LocalTrainer, choose_execution
 
 CLIENTS = 10
 
@@ -57,9 +57,10 @@ def time_path(model, inputs, labels, clients, epochs, batch, execution) -> float
         execution=execution,
     )
     weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
-    trainer.train_clients(weights, clients[:2])  # warm-up
+    jobs = [ClientJob(client, indices) for client, indices in enumerate(clients)]
+    trainer.train_clients(weights, jobs[:2])  # warm-up
     started = time.perf_counter()
-    trainer.train_clients(weights, clients)
+    trainer.train_clients(weights, jobs)
     return time.perf_counter() - started
 
 
