@@ -16,8 +16,8 @@ PayloadHook = Callable[[Weights, int | None], Weights]
 """Server-side middleware: ``(payload, client or None) -> payload``."""
 
 
-def _copy(weights: Mapping[str, object]) -> Weights:
-    return {name: tensor.detach().clone() for name, tensor in weights.items()}  # type: ignore[attr-defined]
+def _copy(weights: Weights) -> Weights:
+    return {name: tensor.detach().clone() for name, tensor in weights.items()}
 
 
 class Downlink:

@@ -134,29 +134,32 @@ def run_federated(
     rng = np.random.default_rng(run.seed)
     history = []
     total = Traffic()
-    for index in range(num_rounds):
-        for compressor in compressors:
-            compressor.on_round_start(weights, index)
-        server_round = ServerRound(index, num_rounds, federation.fraction, rng)
-        result = run_round(run.strategy, grid, weights, server_round)
-        weights, metrics = result.weights, result.metrics
-        total += metrics.traffic
-        evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
-        record = RoundRecord(
-            round=index + 1,
-            val_accuracy=_val_accuracy(model, run.data, weights, compressors, index)
-            if evaluate
-            else None,
-            train_loss=metrics.train_loss,
-            downlink_bytes=metrics.traffic.downlink,
-            uplink_bytes=metrics.traffic.uplink,
-            one_time_bytes=metrics.traffic.one_time,
-            execution=metrics.execution,
-        )
-        history.append(record)
-        if on_round is not None:
-            on_round(record)
-    grid.close()
+    try:
+        for index in range(num_rounds):
+            for compressor in compressors:
+                compressor.on_round_start(weights, index)
+            server_round = ServerRound(index, num_rounds, federation.fraction, rng)
+            result = run_round(run.strategy, grid, weights, server_round)
+            weights, metrics = result.weights, result.metrics
+            total += metrics.traffic
+            evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
+            record = RoundRecord(
+                round=index + 1,
+                val_accuracy=_val_accuracy(model, run.data, weights, compressors, index)
+                if evaluate
+                else None,
+                train_loss=metrics.train_loss,
+                downlink_bytes=metrics.traffic.downlink,
+                uplink_bytes=metrics.traffic.uplink,
+                one_time_bytes=metrics.traffic.one_time,
+                execution=metrics.execution,
+            )
+            history.append(record)
+            if on_round is not None:
+                on_round(record)
+    finally:
+        grid.close()  # every client's state goes with the run
+
     return SimulationResult(
         weights=weights,
         history=history,

@@ -9,9 +9,8 @@ from torch import nn
 
 from fedsearch.components import ComponentParams, Middleware, PayloadContext, Weights
 from fedsearch.federated import MiddlewareChain
+from fedsearch.federated._middleware_chain import HOOKS
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
-
-HOOKS = ("on_server_send", "on_client_receive", "on_client_send", "on_server_receive")
 
 
 class MiddlewareTestCase:
