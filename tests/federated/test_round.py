@@ -122,3 +122,51 @@ def test_delta_downlink_charges_each_clients_first_model_unless_seeded(registry,
         assert first.downlink_bytes == 6 * (2 + NUM_PARAMETERS * 4)  # a float32 delta each
     assert second.one_time_bytes == 0 and second.downlink_bytes == 6 * (2 + NUM_PARAMETERS * 4)
     assert run("model").one_time_bytes == 0
+
+
+def test_the_channel_encodes_what_the_client_middleware_returned(registry):
+    from fedsearch.federated import (
+        ClientRuntime,
+        Downlink,
+        MiddlewareChain,
+        SimulatedChannel,
+        SimulatedGrid,
+    )
+
+    class Recording:
+        def __init__(self):
+            self.codec, self.encoded = registry.create("codec", "float32"), []
+
+        def encode(self, tensors, *, client=None):
+            self.encoded.append({name: tensor.clone() for name, tensor in tensors.items()})
+            return self.codec.encode(tensors, client=client)
+
+        def decode(self, payload, like, *, client=None):
+            return self.codec.decode(payload, like, client=client)
+
+    def sent_updates(factor):
+        tiny, model = data(), mlp()
+        trainer = LocalTrainer(
+            model, tiny.train_inputs, tiny.train_labels, [], local_epochs=1, batch_size=4,
+            learning_rate=0.1, generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        uplink = Recording()
+        scale = registry.create("middleware", "scale_update", {"factor": factor})
+        grid = SimulatedGrid(
+            SimulatedChannel(
+                downlink_codec=registry.create("codec", "float32"), uplink_codec=uplink
+            ),
+            ClientRuntime(trainer, tiny.client_indices),
+            Downlink("model", weights),
+            MiddlewareChain([scale], seed=0),
+        )
+        updates = grid.fit([1, 4], weights, {}, 0).updates
+        return uplink.encoded, updates
+
+    plain, _ = sent_updates(1.0)
+    tripled, received = sent_updates(3.0)
+    for before, after, update in zip(plain, tripled, received, strict=True):
+        for name in before:
+            torch.testing.assert_close(after[name], 3.0 * before[name])
+            assert torch.equal(update.delta[name], after[name])  # the server got those bytes
