@@ -131,7 +131,7 @@ def run(name: str, quick: bool, seed: int) -> dict:
     key = hash_of(recipe.dense_phases, recipe.local_epochs, recipe.batch_size)
     cache = Path("runs") / f"dense-{name}-{seed}-{key}.pt"
     if cache.exists() and not quick:  # the dense model of an earlier run with this recipe
-        saved = torch.load(cache)
+        saved = torch.load(cache, weights_only=True)
         model.load_state_dict(saved["weights"])
         dense_comm = saved["comm_bytes"]
         print(f"{name}: dense model from {cache}", flush=True)

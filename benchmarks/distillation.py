@@ -88,7 +88,7 @@ def main() -> None:
     started = time.perf_counter()
     teacher_model = build("lenet_300_100", {})
     if args.teacher_state:
-        teacher_model.load_state_dict(torch.load(args.teacher_state)["weights"])
+        teacher_model.load_state_dict(torch.load(args.teacher_state, weights_only=True)["weights"])
         teacher_rounds = f"from {args.teacher_state}"
     else:
         result = run_federated(teacher_model, federated(teacher_rounds))

@@ -1,9 +1,18 @@
-"""Shared fixtures: the registry, tiny study files, the installed example plugin."""
+"""Shared fixtures: the registry, tiny study files, the installed example plugin.
+
+Markers (registered in pyproject.toml): ``slow``, ``e2e`` (runs the real console
+script), ``postgres`` (any test using the ``postgres_url`` fixture gets it) and
+``browser`` (headless Chromium). Without a reachable PostgreSQL or an installed
+Chromium, ``postgres`` and ``browser`` tests are skipped with the reason; with
+``FEDSEARCH_REQUIRE_SERVICES=1`` (set by ``.ci/run``) they fail instead.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -75,6 +84,60 @@ sampler = {{ name = "random" }}
 """
 
 
+REQUIRE_SERVICES_ENV = "FEDSEARCH_REQUIRE_SERVICES"
+POSTGRES_ENV = "FEDSEARCH_TEST_POSTGRES"
+POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_server() -> sqlalchemy.URL:
+    return sqlalchemy.make_url(os.environ.get(POSTGRES_ENV, POSTGRES_DEFAULT))
+
+
+@functools.cache
+def _postgres_missing() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when the server answers."""
+    server = _postgres_server()
+    engine = sqlalchemy.create_engine(server, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            return None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        shown = server.render_as_string(hide_password=True)
+        return (
+            f"PostgreSQL is not reachable at {shown} ({type(error).__name__}); start it or "
+            f"point {POSTGRES_ENV} at one"
+        )
+    finally:
+        engine.dispose()
+
+
+@functools.cache
+def _browser_missing() -> str | None:
+    """Why browser tests cannot run here, or None when Chromium is installed."""
+    if shutil.which("chromium"):
+        return None
+    return "Chromium is not installed (apt-get install -y chromium chromium-driver)"
+
+
+_SERVICE_PROBES = {"postgres": _postgres_missing, "browser": _browser_missing}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a PostgreSQL database ``postgres``."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, under ``FEDSEARCH_REQUIRE_SERVICES=1``, fail) tests whose service is missing."""
+    for marker, missing in _SERVICE_PROBES.items():
+        if item.get_closest_marker(marker) and (reason := missing()):
+            if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+                pytest.fail(f"{reason} ({REQUIRE_SERVICES_ENV}=1 requires it)", pytrace=False)
+            pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def registry() -> ComponentRegistry:
     """Components of the installed plugins."""
@@ -122,10 +185,6 @@ def example_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-POSTGRES_ENV = "FEDSEARCH_TEST_POSTGRES"
-POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A scratch PostgreSQL database, dropped at the end of the session.
@@ -133,7 +192,7 @@ def postgres_url() -> Iterator[str]:
     The server comes from ``FEDSEARCH_TEST_POSTGRES`` (default: the local
     ``test`` database); CI starts it before the tests.
     """
-    server = sqlalchemy.make_url(os.environ.get(POSTGRES_ENV, POSTGRES_DEFAULT))
+    server = _postgres_server()
     name = f"fedsearch_test_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
     try:

@@ -119,6 +119,7 @@ def _render(url: str, profile: Path) -> str:
     return result.stdout
 
 
+@pytest.mark.browser
 def test_headless_chromium_renders_the_pareto_front(dashboard, tmp_path):
     base, study_id, optuna_study = dashboard
     complete = optuna_study.get_trials(states=(TrialState.COMPLETE,))

@@ -9,17 +9,20 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
-from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
+from tests import _console
+from tests._studies import tiny_space, tiny_study, write_study
 
-FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
+pytestmark = pytest.mark.e2e
+RANDOM_PRUNING = tiny_space(slots={"prune": ["random"]})
 
 
 def fedsearch(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    return subprocess.run([FEDSEARCH, *args], capture_output=True, text=True, env=env)
+    if site is None:
+        return _console.fedsearch(*args)
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return _console.fedsearch(*args, env={"PYTHONPATH": path})
 
 
 def test_installed_plugin_appears_in_fedsearch_plugins(example_plugin_site):
@@ -36,8 +39,7 @@ def test_installed_plugin_appears_in_fedsearch_plugins(example_plugin_site):
 
 
 def test_a_study_uses_the_plugins_compressor(example_plugin_site, tmp_path):
-    space = TINY_SPACE.replace('prune = ["none", "magnitude"]', 'prune = ["random"]')
-    study = write_tiny_study(tmp_path, TINY_STUDY.replace("n_trials = 3", "n_trials = 2"), space)
+    study = write_study(tmp_path, tiny_study(search={"n_trials": 2}), RANDOM_PRUNING)
     result = fedsearch("run", str(study), site=example_plugin_site)
     assert result.returncode == 0, result.stderr
     storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
@@ -51,8 +53,7 @@ def test_a_study_uses_the_plugins_compressor(example_plugin_site, tmp_path):
 
 
 def test_without_the_plugin_the_same_study_is_refused(tmp_path):
-    space = TINY_SPACE.replace('prune = ["none", "magnitude"]', 'prune = ["random"]')
-    result = fedsearch("validate", str(write_tiny_study(tmp_path, TINY_STUDY, space)))
+    result = fedsearch("validate", str(write_study(tmp_path, space=RANDOM_PRUNING)))
     assert result.returncode == 2
     assert "unknown compressor 'random'" in result.stderr
 

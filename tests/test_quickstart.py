@@ -19,6 +19,7 @@ from fedsearch.study import pareto_trials
 from fedsearch.trial import prepare_data
 from tests.conftest import REPO, free_port, get_json
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 QUICKSTART = REPO / "studies" / "quickstart.toml"
 
@@ -73,6 +74,38 @@ def test_front_has_a_4x_smaller_model_within_2_points_of_the_teacher(quickstart)
     assert winners, f"teacher {teacher}"
 
 
+def test_distilled_trials_pay_for_the_teachers_training(quickstart):
+    teacher = quickstart.study.user_attrs["teacher"]
+    assert teacher["training_bytes"] > 0
+    distilled = 0
+    for trial in quickstart.study.get_trials(states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        uses_teacher = attrs["selection"].get("distill", {}).get("name", "none") != "none"
+        distilled += uses_teacher
+        assert attrs["teacher_training_bytes"] == (teacher["training_bytes"] if uses_teacher else 0)
+        assert (attrs["teacher_download_bytes"] > 0) is uses_teacher
+        assert (
+            trial.values[2]
+            == attrs["uplink_bytes"] + attrs["downlink_bytes"] + attrs["one_time_bytes"]
+            >= attrs["teacher_training_bytes"] + attrs["teacher_download_bytes"]
+        )
+    assert distilled > 0
+
+
+def test_no_front_trial_is_below_the_floor_and_two_bits_learn(quickstart):
+    floor = quickstart.study.user_attrs["accuracy_floor"]
+    assert floor["source"] == "default" and 0.1 < floor["value"] < 0.2
+    assert all(trial.values[0] >= floor["value"] for trial in pareto_trials(quickstart.study))
+    two_bits = [
+        trial.values[0]
+        for trial in quickstart.study.get_trials(states=(TrialState.COMPLETE,))
+        if trial.user_attrs["selection"].get("quantize", {}).get("params", {}).get("bits") == 2
+    ]
+    # before the searched step, 7 of 30 trials ended at chance, all of them 2-bit
+    assert two_bits and min(two_bits) > floor["value"], two_bits
+    assert sorted(two_bits)[len(two_bits) // 2] > 0.8, two_bits
+
+
 def test_pareto_artifacts_reproduce_their_validation_accuracy(quickstart, registry):
     store = FileSystemArtifactStore(quickstart.study.user_attrs["artifact_dir"])
     data = prepare_data(resolve_study(QUICKSTART, registry))
@@ -110,7 +143,8 @@ def test_pareto_command_lists_the_same_front(quickstart):
         check=True,
     )
     rows = json.loads(result.stdout)
-    assert [row["trial"] for row in rows] == [t.number for t in pareto_trials(quickstart.study)]
+    shown = [number for row in rows for number in (row["trial"], *row["identical"])]
+    assert sorted(shown) == sorted(t.number for t in pareto_trials(quickstart.study))
     assert all(set(OBJECTIVE_NAMES) <= set(row) for row in rows)
 
 

@@ -15,8 +15,22 @@ from fedsearch.artifact._sparse import ENCODINGS, encode_varints
 from fedsearch.artifact._tensors import ModelSpec
 
 REEXPORT = "re-export it with `fedsearch export`"
-DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError)
+DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
 _MAX_HEADER_BYTES = 1 << 26
+MAX_ELEMENTS = 1 << 25
+"""Most elements an artifact's tensors may hold together (33.5M; 128 MiB as float32)."""
+MAX_TENSOR_DIMS = 8
+MAX_CLASSES = 1 << 20
+MAX_INPUT_DIMS = 4
+MAX_INPUT_ELEMENTS = 1 << 24
 KIND_FLOAT32, KIND_FLOAT16, KIND_SYMMETRIC, KIND_ASYMMETRIC, KIND_BFLOAT16 = range(5)
 _FLOAT_KIND_BITS = {KIND_FLOAT32: 32, KIND_FLOAT16: 16, KIND_BFLOAT16: 16}
 
@@ -91,7 +105,12 @@ class Row:
         require((_is_count(bits) and 1 <= bits <= 16) or not quantized, f"bad bits for {name!r}")
         require(axis is None or (_is_count(axis) and axis < len(shape)), f"bad axis for {name!r}")
         row = cls(name, tuple(shape), kind, bits, axis, ENCODINGS[encoding], num_bytes, stored)
+        require(len(shape) <= MAX_TENSOR_DIMS, f"{name!r} has over {MAX_TENSOR_DIMS} dimensions")
+        require(row.size <= MAX_ELEMENTS, f"{name!r} has over {MAX_ELEMENTS} elements")
         require(stored <= row.size, f"{name!r} stores more values than it has elements")
+        # a record never needs more: scales and zero points, a varint per value, the value
+        limit = 8 * row.num_scales + 24 * row.size + 64
+        require(num_bytes <= limit, f"{name!r} claims a {num_bytes}-byte record")
         return row
 
 
@@ -133,10 +152,19 @@ def parse_header(payload: bytes, deflated: bool, version: int) -> tuple[ModelSpe
         require(isinstance(modules, dict), "bad module table")
         require(isinstance(input_shape, list) and all(map(_is_count, input_shape)), "bad shape")
         require(_is_count(num_classes) and isinstance(table, list), "bad num_classes/table")
+        require(1 <= num_classes <= MAX_CLASSES, f"num_classes {num_classes} is out of range")
+        require(
+            1 <= len(input_shape) <= MAX_INPUT_DIMS
+            and min(input_shape) >= 1
+            and math.prod(input_shape) <= MAX_INPUT_ELEMENTS,
+            f"input_shape {input_shape} is out of range",
+        )
         spec = ModelSpec(architecture, params, tuple(input_shape), num_classes, metadata, modules)
         max_kind = KIND_ASYMMETRIC if version == 1 else KIND_BFLOAT16
         rows = [Row.from_json(item, max_kind) for item in table]
         require(len({row.name for row in rows}) == len(rows), "duplicate tensor names")
+        total = sum(row.size for row in rows)
+        require(total <= MAX_ELEMENTS, f"{total} elements exceed the {MAX_ELEMENTS} limit")
     except (zlib.error, json.JSONDecodeError, *DECODE_ERRORS) as exc:
         raise ArtifactError(f"artifact header is invalid ({exc}); {REEXPORT}") from exc
     return spec, rows

@@ -8,9 +8,11 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 import optuna
 from rich.console import Console
+from rich.markup import escape
 
 from fedsearch.cli._display import (
     pareto_table,
@@ -23,8 +25,9 @@ from fedsearch.host import describe_plugins, get_plugin_manager, get_registry
 from fedsearch.search import resolve_study
 from fedsearch.study import (
     artifact_dir,
+    describe_front,
     export_model,
-    infeasible_trials,
+    front_summary,
     load_existing_study,
     pareto_rows,
     run_study,
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         args.study_file, get_registry(), storage=args.storage, study_name=args.study_name
     )
     console.print(
-        f"study [bold]{study.study_name}[/] in {study.storage_url} (worker {worker_id()})"
+        f"study [bold]{escape(study.study_name)}[/] in {escape(study.storage_url)} "
+        f"(worker {escape(worker_id())})"
     )
     with RichProgress(console) as progress:
         optuna_study = run_study(
@@ -50,8 +54,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             threads=args.threads,
             progress=progress,
         )
-    console.print(pareto_table(pareto_rows(optuna_study), f"Pareto front of {study.study_name}"))
-    _note_infeasible(optuna_study, console)
+    _print_front(console, optuna_study, f"Pareto front of {study.study_name}")
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
     console.print("Inspect it in the dashboard:", style="bold")
     console.print("  " + shlex.join(dashboard), markup=False, highlight=False)
@@ -80,7 +83,7 @@ def validate(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps({"study": resolved, "space": study.space.rows()}, indent=2))
         return 0
-    console.print(f"{args.study_file}: valid", style="bold green")
+    console.print(f"{escape(args.study_file)}: valid", style="bold green")
     console.print_json(json.dumps(resolved))
     console.print(space_table(study.space.rows()))
     return 0
@@ -93,8 +96,7 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        console.print(pareto_table(rows, f"Pareto front of {args.study_name}"))
-        _note_infeasible(study, console)
+        _print_front(console, study, f"Pareto front of {args.study_name}", rows)
     return 0
 
 
@@ -115,17 +117,16 @@ def report(args: argparse.Namespace, console: Console) -> int:
 
     study = load_existing_study(args.storage, args.study_name)
     index = write_report(study, args.output, artifact_dir=args.artifact_dir)
-    console.print(f"report written: {index}")
+    console.print(f"report written: {escape(str(index))}")
     return 0
 
 
-def _note_infeasible(study: optuna.Study, console: Console) -> None:
-    excluded = infeasible_trials(study)
-    if excluded:
-        console.print(
-            f"{len(excluded)} trial(s) broke a constraint and are not on the front "
-            "(user attribute feasible = false)"
-        )
+def _print_front(
+    console: Console, study: optuna.Study, title: str, rows: list[dict[str, Any]] | None = None
+) -> None:
+    """The feasible front, identical trials folded, and a note on what it leaves out."""
+    console.print(pareto_table(pareto_rows(study) if rows is None else rows, title))
+    console.print(describe_front(front_summary(study)), markup=False, highlight=False)
 
 
 def export(args: argparse.Namespace, console: Console) -> int:
@@ -134,7 +135,7 @@ def export(args: argparse.Namespace, console: Console) -> int:
     model = export_model(data, get_registry(), args.format, args.output)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     console.print(
-        f"trial {args.trial}: wrote {args.format} to {args.output} "
+        f"trial {args.trial}: wrote {args.format} to {escape(args.output)} "
         f"({Path(args.output).stat().st_size} bytes; artifact {len(data)} bytes, "
         f"{parameters} parameters)"
     )

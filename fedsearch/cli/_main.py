@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 import optuna
 from rich.console import Console
@@ -20,35 +22,55 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def _number(text: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    value = _number(text, float)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
+
+
+def _trial_number(text: str) -> int:
+    return _number(text, int)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line naming the problem and where help is, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``fedsearch run: error: <message>; see fedsearch run --help`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="fedsearch",
         description="AutoML compression search for federated learning.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    stored = argparse.ArgumentParser(add_help=False)  # commands that read a stored study
+    stored = _OneLineParser(add_help=False)  # commands that read a stored study
     stored.add_argument("--storage", required=True, metavar="URL")
     stored.add_argument("--study-name", required=True, metavar="NAME")
 
@@ -117,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a trial's model as its artifact, ONNX or TorchScript",
         parents=[stored],
     )
-    export.add_argument("--trial", required=True, type=int, metavar="N", help="trial number")
+    export.add_argument(
+        "--trial", required=True, type=_trial_number, metavar="N", help="trial number"
+    )
     export.add_argument(
         "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
     )
@@ -128,24 +152,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM stops like Ctrl-C: the running trial is marked FAIL, nothing stored is lost."""
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt("interrupted (SIGTERM)")
+
+
+def _quiet_libraries() -> None:
+    """Optuna and alembic log only what the user must see.
+
+    Optuna logs every failed trial as a warning with its traceback (Ctrl-C
+    included); ``fedsearch run`` prints each trial's outcome and reason itself
+    and stores the traceback in the trial's user attributes, so those
+    warnings are dropped.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (line breaks and runs of spaces collapsed)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedsearch`` console script."""
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _quiet_libraries()
     console = Console(stderr=False)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args, console)
     except FedsearchError as error:
-        print(f"fedsearch: error: {error}", file=sys.stderr)
+        print(f"fedsearch: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("fedsearch: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        reason = _one_line(interrupt) if str(interrupt) else "interrupted (Ctrl-C)"
+        print(
+            f"fedsearch: {reason}; any running trial is marked FAIL, finished trials are kept "
+            "(run again to continue)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

@@ -73,8 +73,15 @@ class RichProgress(ProgressReporter):
             reason = f" ({error}: {trial.user_attrs.get('error')})" if error else ""
             self.console.print(f"trial {trial.number}: {trial.state.name}{reason}", markup=False)
             return
-        accuracy, model_bytes, comm_bytes = trial.values
+        accuracy, model_bytes, comm_bytes, *extras = trial.values
+        names = study.metric_names or [f"objective {i}" for i in range(len(trial.values))]
+        shown = "".join(
+            f"  {name} {value:.4g}" for name, value in zip(names[3:], extras, strict=True)
+        )
         self.console.print(
             f"trial {trial.number}: val acc {accuracy:.4f}  model {format_bytes(model_bytes)}  "
-            f"comm {format_bytes(comm_bytes)}  ({trial.user_attrs.get('wall_time_s', 0):.1f} s)"
+            f"comm {format_bytes(comm_bytes)}{shown}  "
+            f"({trial.user_attrs.get('wall_time_s', 0):.1f} s)",
+            markup=False,
+            soft_wrap=True,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fedsearch.components._base import Weights
@@ -16,20 +16,26 @@ DIRECTIONS: tuple[Direction, ...] = ("downlink", "uplink", "one_time")
 
 @dataclass(frozen=True)
 class Transfer:
-    """One payload that crossed the channel: its direction, peer and encoded length."""
+    """One payload that crossed the channel: its direction, peer, encoded length and name."""
 
     direction: Direction
     client: int | None
     num_bytes: int
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class Traffic:
-    """Bytes that crossed the channel, by direction (one round's, or a run's)."""
+    """Bytes that crossed the channel, by direction (one round's, or a run's).
+
+    ``one_time_by_name`` splits ``one_time`` by the names of the downloads
+    (``"teacher"``, ``"initial_model"``); treat it as read-only.
+    """
 
     downlink: int = 0
     uplink: int = 0
     one_time: int = 0
+    one_time_by_name: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -40,15 +46,22 @@ class Traffic:
     def of(cls, transfers: Iterable[Transfer]) -> Traffic:
         """The sums of ``transfers`` by direction."""
         totals = dict.fromkeys(DIRECTIONS, 0)
+        by_name: dict[str, int] = {}
         for transfer in transfers:
             totals[transfer.direction] += transfer.num_bytes
-        return cls(**totals)
+            if transfer.direction == "one_time" and transfer.name is not None:
+                by_name[transfer.name] = by_name.get(transfer.name, 0) + transfer.num_bytes
+        return cls(**totals, one_time_by_name=by_name)
 
     def __add__(self, other: Traffic) -> Traffic:
+        by_name = dict(self.one_time_by_name)
+        for name, num_bytes in other.one_time_by_name.items():
+            by_name[name] = by_name.get(name, 0) + num_bytes
         return Traffic(
             self.downlink + other.downlink,
             self.uplink + other.uplink,
             self.one_time + other.one_time,
+            by_name,
         )
 
 
@@ -75,6 +88,7 @@ class Channel(ABC):
         direction: Direction,
         client: int | None,
         recipients: int = 1,
+        name: str | None = None,
     ) -> Weights:
         """Encode ``tensors``, count the payload, return the receiver's decoding.
 
@@ -83,6 +97,7 @@ class Channel(ABC):
             direction: ``"downlink"``, ``"uplink"`` or ``"one_time"``.
             client: The client at the other end; None for a broadcast.
             recipients: How many clients receive this same payload.
+            name: What a one-time download is (``"teacher"``), for the record.
         """
 
     @abstractmethod

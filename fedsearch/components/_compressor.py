@@ -40,16 +40,30 @@ class Batch:
 class Teacher:
     """The dense model trained federatedly once per study.
 
+    A trial that uses the teacher is charged what the teacher cost, as
+    one-time bytes: its download by every participating client (counted by
+    the channel, under the name ``DOWNLOAD``) and its federated training
+    traffic, ``training_bytes``. A compressor that uses the teacher must list
+    ``download()`` in its ``one_time_downloads``; that download is what marks
+    the trial as using it.
+
     Attributes:
         weights: Its weights; what a client downloads to distil from it.
         train_logits: Its logits on every training example, computed once:
             each client would compute the same values for its own examples.
-        model: The teacher as a module (evaluation mode), for compressors that
-            run it on client batches (feature hints, attention transfer).
         val_accuracy: Accuracy on the validation split.
         test_accuracy: Accuracy on the test split.
         artifact_bytes: Length of its float32 artifact.
+        model: The teacher as a module (evaluation mode), for compressors that
+            run it on client batches (feature hints, attention transfer).
+        training_bytes: Bytes its federated training moved through the
+            channel, both directions, every round, as measured then. A teacher
+            given as a pretrained file would have 0 here and be charged its
+            download only (fedsearch has no such teacher source yet).
     """
+
+    DOWNLOAD: ClassVar[str] = "teacher"
+    """Name of the teacher's one-time download."""
 
     weights: Weights
     train_logits: torch.Tensor
@@ -57,6 +71,11 @@ class Teacher:
     test_accuracy: float
     artifact_bytes: int
     model: nn.Module | None = None
+    training_bytes: int = 0
+
+    def download(self) -> dict[str, Weights]:
+        """The one-time download of a compressor that uses the teacher."""
+        return {self.DOWNLOAD: self.weights}
 
 
 def mixed_seed(*values: int) -> int:

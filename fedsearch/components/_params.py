@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ComponentParams(BaseModel):
-    """Base of every component's ``Params`` model: unknown fields are errors."""
+    """Base of every component's ``Params`` model: unknown fields are errors, numbers finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class NoParams(ComponentParams):

@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_OUTPUT_DIR = "runs"
 DEFAULT_SEARCH_SPACE = "../search_spaces/default.toml"
+SEED_MAX = 2**32 - 1
+"""Largest seed: scikit-learn and numpy's legacy seeding take 32-bit seeds."""
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are errors; values are not coerced across types."""
+    """Unknown fields are errors; values are not coerced across types; numbers are finite."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class ComponentRef(StrictModel):
@@ -71,6 +73,15 @@ class FederationConfig(StrictModel):
     middleware: list[ComponentRef] = Field(default_factory=list)
     """Payload transforms around the channel, applied in order (clipping, noise)."""
 
+    @model_validator(mode="after")
+    def _early_abort_within_rounds(self) -> FederationConfig:
+        if self.early_abort is not None and self.early_abort.after_round > self.rounds:
+            raise ValueError(
+                f"early_abort.after_round ({self.early_abort.after_round}) is past the last "
+                f"round ({self.rounds}); lower after_round or raise rounds"
+            )
+        return self
+
 
 class TeacherConfig(StrictModel):
     """The dense model trained federatedly once per study (and cached)."""
@@ -83,11 +94,13 @@ class TeacherConfig(StrictModel):
 class DimensionConfig(StrictModel):
     """One search dimension: a range, a list of choices, or a fixed value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    low: int | float | None = None
-    high: int | float | None = None
-    step: int | float | None = Field(None, gt=0)
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = Field(None, gt=0)
+    # float first: a non-finite bound is reported as such, not as "not an integer";
+    # pydantic still keeps integers as int (exact matches win in a union)
     log: bool = False
     choices: list[Any] | None = None
     value: Any = None
@@ -105,6 +118,11 @@ class DimensionConfig(StrictModel):
                 raise ValueError(f"low ({self.low}) is above high ({self.high})")
             if self.log and self.low <= 0:
                 raise ValueError("a log-scale range needs low > 0")
+            if self.step is not None and self.step > self.high - self.low > 0:
+                raise ValueError(
+                    f"step ({self.step}) is larger than the range {self.low}..{self.high}; "
+                    "use a smaller step or a fixed value"
+                )
         if self.choices is not None and not self.choices:
             raise ValueError("choices must not be empty")
         return self
@@ -182,7 +200,8 @@ class StudyConfig(StrictModel):
     """A study file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    """Seeds numpy, torch, scikit-learn and the sampler (one 32-bit seed all of them accept)."""
     storage: str | None = None
     output_dir: str = DEFAULT_OUTPUT_DIR
     dataset: DatasetConfig = DatasetConfig()

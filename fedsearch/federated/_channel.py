@@ -42,6 +42,7 @@ class SimulatedChannel(Channel):
         direction: Direction,
         client: int | None,
         recipients: int = 1,
+        name: str | None = None,
     ) -> Weights:
         """Encode ``tensors``, count the payload (once per recipient), return the decoding."""
         if direction == "one_time":
@@ -53,7 +54,7 @@ class SimulatedChannel(Channel):
             codec = self.downlink_codec if direction == "downlink" else self.uplink_codec
             payload = codec.encode(tensors, client=client)
             decoded = codec.decode(payload, like=tensors, client=client)
-        self._transfers.append(Transfer(direction, client, len(payload) * recipients))
+        self._transfers.append(Transfer(direction, client, len(payload) * recipients, name))
         return decoded
 
     def end_round(self) -> Traffic:

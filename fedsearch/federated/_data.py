@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from fedsearch._errors import ConfigError
 from fedsearch.components import DatasetSplits, Partitioner
 
 LABEL_COUNTS_LIMIT = 20_000
@@ -93,14 +94,32 @@ def prepare_federated_data(
     """Carve a validation split, then partition the rest among clients.
 
     The split is stratified by label unless some class has a single example.
+
+    Raises:
+        ConfigError: The split leaves too few training examples for the
+            clients, or too few examples on one side to stratify.
     """
     labels = splits.train_labels.numpy()
     positions = np.arange(len(labels))
     class_sizes = np.bincount(labels)
     stratify = labels if class_sizes[class_sizes > 0].min() >= 2 else None
-    train_pos, val_pos = train_test_split(
-        positions, test_size=val_fraction, random_state=seed, stratify=stratify
-    )
+    try:
+        train_pos, val_pos = train_test_split(
+            positions, test_size=val_fraction, random_state=seed, stratify=stratify
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"cannot carve a validation split of {val_fraction} from {len(labels)} training "
+            f"examples ({error}); choose a val_fraction that leaves examples of every class "
+            "on both sides",
+            field="dataset.val_fraction",
+        ) from None
+    if len(train_pos) < num_clients:
+        raise ConfigError(
+            f"a validation split of {val_fraction} leaves {len(train_pos)} training examples "
+            f"for {num_clients} clients; lower dataset.val_fraction or federation.num_clients",
+            field="federation.num_clients" if num_clients > len(labels) else "dataset.val_fraction",
+        )
     train_pos, val_pos = np.sort(train_pos), np.sort(val_pos)
     groups = splits.train_groups[train_pos] if splits.train_groups is not None else None
     rng = np.random.default_rng(seed)

@@ -9,6 +9,8 @@ from fedsearch.components import Channel, Weights
 DOWNLINK_MODES = ("model", "delta")
 """What the server sends: the global model, or a per-client delta."""
 INITIAL_MODELS = ("download", "seeded")
+INITIAL_MODEL = "initial_model"
+"""Name under which a client's first full model is recorded among one-time bytes."""
 """How a client gets its first model in delta mode: downloaded (and counted), or built
 from the study seed (no transfer)."""
 
@@ -98,8 +100,8 @@ class Downlink:
         for client_id in client_ids:
             if client_id not in self._served:
                 self._served.add(client_id)
-                for payload in self._one_time.values():
-                    channel.transfer(payload, direction="one_time", client=client_id)
+                for name, payload in self._one_time.items():
+                    channel.transfer(payload, direction="one_time", client=client_id, name=name)
         if self.mode == "model":
             decoded = channel.transfer(
                 hook(weights, None), direction="downlink", client=None, recipients=len(client_ids)
@@ -115,7 +117,9 @@ class Downlink:
     ) -> Weights:
         reference = self._references.get(client_id)
         if reference is None and self.initial_model == "download":
-            received = channel.transfer(weights, direction="one_time", client=client_id)
+            received = channel.transfer(
+                weights, direction="one_time", client=client_id, name=INITIAL_MODEL
+            )
         else:
             reference = reference if reference is not None else self._initial
             delta = hook({name: weights[name] - reference[name] for name in weights}, client_id)

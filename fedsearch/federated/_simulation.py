@@ -51,6 +51,8 @@ class SimulationResult:
     downlink_bytes: int = 0
     uplink_bytes: int = 0
     one_time_bytes: int = 0
+    one_time_by_name: dict[str, int] = field(default_factory=dict)
+    """``one_time_bytes`` per named one-time download (the teacher's under ``"teacher"``)."""
 
     @property
     def comm_bytes(self) -> int:
@@ -166,6 +168,7 @@ def run_federated(
         downlink_bytes=total.downlink,
         uplink_bytes=total.uplink,
         one_time_bytes=total.one_time,
+        one_time_by_name=dict(total.one_time_by_name),
     )
 
 

@@ -5,17 +5,25 @@ from __future__ import annotations
 import base64
 import html
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
+from fedsearch._errors import ConfigError
 from fedsearch.report._plots import plot_pairs
 from fedsearch.search import OBJECTIVE_NAMES, describe_selection
-from fedsearch.study import pareto_trials, study_status
+from fedsearch.study import (
+    check_writable_folder,
+    describe_front,
+    pareto_rows,
+    pareto_trials,
+    study_status,
+)
+from fedsearch.study._export import stored_artifact
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -43,15 +51,28 @@ def write_report(
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        ConfigError: ``folder`` is a file or cannot be written, or ``artifact_dir``
+            is not a folder (nothing is written).
     """
     folder = Path(folder)
+    check_writable_folder(folder, field="--output")
+    if artifact_dir is not None and not Path(artifact_dir).is_dir():
+        raise ConfigError(
+            f"{artifact_dir} is not a folder; pass the study's artifacts/ folder, or leave "
+            "--artifact-dir out to use the one recorded in the study",
+            field="--artifact-dir",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     names = study.metric_names or list(OBJECTIVE_NAMES)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     front = pareto_trials(study) if complete else []
     plots = plot_pairs(complete, front, names, folder)
+    identical = {row["trial"]: row["identical"] for row in pareto_rows(study)}
+    shown = [trial for trial in front if trial.number in identical]
     store_dir = artifact_dir or study.user_attrs.get("artifact_dir")
-    links = _copy_artifacts(front, Path(store_dir) if store_dir else None, folder / "artifacts")
+    links = _copy_artifacts(shown, Path(store_dir) if store_dir else None, folder / "artifacts")
     status = study_status(study)
     page = "\n".join(
         [
@@ -72,7 +93,8 @@ def write_report(
                 for path in plots
             ),
             "</div>",
-            _pareto_table(front, names, links),
+            f"<p>{html.escape(describe_front(status['front']))}</p>",
+            _pareto_table(shown, names, links, identical),
             "<h2>Configuration</h2>",
             f"<pre>{html.escape(json.dumps(study.user_attrs.get('config', {}), indent=2))}</pre>",
             "</body></html>",
@@ -88,18 +110,24 @@ def _teacher_paragraph(teacher: dict[str, Any] | None) -> str:
         return "<p>No teacher.</p>"
     return (
         f"<p>Teacher: test accuracy {teacher['test_accuracy']:.4f}, validation accuracy "
-        f"{teacher['val_accuracy']:.4f}, artifact {teacher['artifact_bytes']} bytes.</p>"
+        f"{teacher['val_accuracy']:.4f}, artifact {teacher['artifact_bytes']} bytes, federated "
+        f"training traffic {teacher.get('training_bytes', '-')} bytes (charged to every trial "
+        "that distils from it).</p>"
     )
 
 
 def _pareto_table(
-    front: list[optuna.trial.FrozenTrial], names: list[str], links: dict[int, str]
+    front: list[optuna.trial.FrozenTrial],
+    names: list[str],
+    links: dict[int, str],
+    identical: dict[int, list[int]],
 ) -> str:
     headers = ["trial", *names, "test_accuracy", "parameters", "nonzero", "worker", "artifact"]
     rows = []
     for trial in front:
         attrs = trial.user_attrs
-        cells = [str(trial.number)]
+        others = identical.get(trial.number, [])
+        cells = [f"{trial.number} +{len(others)} identical" if others else str(trial.number)]
         cells += [
             _format_value(name, value) for name, value in zip(names, trial.values, strict=True)
         ]
@@ -136,18 +164,22 @@ def _format_value(name: str, value: float | None) -> str:
 def _copy_artifacts(
     front: list[optuna.trial.FrozenTrial], store_dir: Path | None, target: Path
 ) -> dict[int, str]:
-    """Copy each Pareto trial's artifact beside the report; trial number -> relative link."""
+    """Copy each Pareto trial's artifact beside the report; trial number -> relative link.
+
+    Raises:
+        ConfigError: A trial names an artifact outside ``store_dir``.
+    """
     if store_dir is None or not store_dir.is_dir():
         return {}
-    store = FileSystemArtifactStore(str(store_dir))
     target.mkdir(parents=True, exist_ok=True)
     links = {}
     for trial in front:
         artifact_id = trial.user_attrs.get("artifact_id")
         if artifact_id is None:
             continue
+        source = stored_artifact(store_dir, artifact_id, trial.number)
         path = target / f"trial-{trial.number}.fsz"
         path.unlink(missing_ok=True)
-        download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+        shutil.copyfile(source, path)
         links[trial.number] = f"artifacts/{path.name}"
     return links

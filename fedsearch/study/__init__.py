@@ -6,6 +6,8 @@ from __future__ import annotations
 from fedsearch.study._export import EXPORT_FORMATS, export_model, trial_artifact
 from fedsearch.study._note import study_note
 from fedsearch.study._pareto import (
+    describe_front,
+    front_summary,
     infeasible_trials,
     is_feasible,
     load_existing_study,
@@ -14,12 +16,17 @@ from fedsearch.study._pareto import (
 )
 from fedsearch.study._run import artifact_dir, open_study, prepare_runtime, run_study
 from fedsearch.study._status import study_status
+from fedsearch.study._storage_checks import check_output_file, check_writable_folder
 from fedsearch.study._teacher import load_or_train_teacher
 
 __all__ = [
     "EXPORT_FORMATS",
     "artifact_dir",
+    "check_output_file",
+    "check_writable_folder",
+    "describe_front",
     "export_model",
+    "front_summary",
     "infeasible_trials",
     "is_feasible",
     "load_existing_study",

@@ -8,13 +8,13 @@ from typing import Literal
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore
 from torch import nn
 
 from fedsearch._errors import ConfigError
 from fedsearch.artifact import decode_artifact
 from fedsearch.host import ComponentRegistry
 from fedsearch.study._pareto import load_existing_study
+from fedsearch.study._storage_checks import check_output_file
 from fedsearch.trial._model_io import load_model
 
 ExportFormat = Literal["artifact", "onnx", "torchscript"]
@@ -46,14 +46,41 @@ def trial_artifact(storage: str, study_name: str, trial_number: int) -> bytes:
             field="--trial",
         )
     folder = study.user_attrs.get("artifact_dir")
-    if folder is None or not (Path(folder) / artifact_id).exists():
+    if folder is None or not (Path(folder) / str(artifact_id)).exists():
         raise ConfigError(
             f"artifact {artifact_id} of trial {trial_number} is not in {folder}; run the export "
             "where the study's output folder is (its artifacts/ subfolder)",
             field="--storage",
         )
-    with FileSystemArtifactStore(folder).open_reader(artifact_id) as reader:
-        return reader.read()
+    return stored_artifact(Path(folder), artifact_id, trial_number).read_bytes()
+
+
+def stored_artifact(folder: Path, artifact_id: object, trial_number: int) -> Path:
+    """The file of a trial's artifact, which must be a file directly inside ``folder``.
+
+    The artifact id comes from the study's database, which may be crafted: an id
+    that names another path (``../``, an absolute path, a link leading out of the
+    folder) is refused, so ``report`` and ``export`` never read or copy files
+    outside the study's artifact folder.
+
+    Raises:
+        ConfigError: The id is not a plain file name inside ``folder``.
+    """
+    root = folder.resolve()
+    path = (root / str(artifact_id)).resolve()
+    if (
+        not isinstance(artifact_id, str)
+        or Path(artifact_id).name != artifact_id
+        or path.parent != root
+        or not path.is_file()
+    ):
+        raise ConfigError(
+            f"trial {trial_number} names artifact {artifact_id!r}, which is not a file in the "
+            f"study's artifact folder {root}; the database was changed by hand or crafted: "
+            "pass a database that fedsearch wrote",
+            field="--storage",
+        )
+    return path
 
 
 def export_model(
@@ -67,8 +94,10 @@ def export_model(
 
     Raises:
         ArtifactError: The bytes are not a valid artifact.
-        ConfigError: Unknown format, or the onnx package is missing.
+        ConfigError: Unknown format, the onnx package is missing, or nothing can
+            be written at ``path`` (a folder is there, or its folder is not writable).
     """
+    check_output_file(path, field="--output")
     model = load_model(data, registry)
     spec = decode_artifact(data).spec
     example = torch.zeros((1, *spec.input_shape))

@@ -6,6 +6,7 @@ import json
 
 import optuna
 
+from fedsearch.config import ComponentRef
 from fedsearch.search._resolve import ResolvedStudy
 
 
@@ -33,8 +34,8 @@ def study_note(study: ResolvedStudy) -> str:
         f"fraction {federation.fraction} per round, {federation.local_epochs} local epochs, "
         f"batch {federation.batch_size}, learning rate {federation.learning_rate}",
         f"- partition `{federation.partition.name}`{_params(federation.partition.params)}, "
-        f"strategy `{federation.strategy.name}`, codecs `{federation.downlink_codec.name}` "
-        f"down / `{federation.uplink_codec.name}` up",
+        f"strategy `{federation.strategy.name}`, codecs `{_pipeline(federation.downlink_codec)}` "
+        f"down / `{_pipeline(federation.uplink_codec)}` up",
     ]
     if config.teacher is not None:
         teacher = config.teacher
@@ -66,6 +67,11 @@ def save_study_note(study: ResolvedStudy, optuna_study: optuna.Study) -> None:
     except ImportError:
         return
     save_note(optuna_study, study_note(study))
+
+
+def _pipeline(codec: ComponentRef | list[ComponentRef]) -> str:
+    """``topk+qsgd`` for a pipeline, the name for a single codec."""
+    return "+".join(ref.name for ref in (codec if isinstance(codec, list) else [codec]))
 
 
 def _params(params: dict) -> str:

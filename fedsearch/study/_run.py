@@ -15,8 +15,10 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
 
 from fedsearch._errors import ConfigError, TrialFailuresError
+from fedsearch.federated import FederatedData
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.study._note import save_study_note
+from fedsearch.study._preflight import prepare_study, storage_field
 from fedsearch.study._storage import (
     FINISHED_STATES,
     Decision,
@@ -27,6 +29,7 @@ from fedsearch.study._storage import (
     wait_for_running_trials,
     worker_id,
 )
+from fedsearch.study._storage_checks import storage_errors
 from fedsearch.study._teacher import load_or_train_teacher
 from fedsearch.trial._objective import StudyRuntime, TrialObjective, prepare_data
 from fedsearch.trial._progress import ProgressReporter
@@ -47,7 +50,9 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
         ConfigError: A study of that name exists with other objectives or another
             configuration.
     """
-    storage = open_storage(study.storage_url, study.config.workers)
+    field, source = storage_field(study)
+    with storage_errors(study.storage_url, field=field, source=source):
+        storage = open_storage(study.storage_url, study.config.workers)
     factory = study.sampler.build().create
     sampler = TrialSeededSampler(lambda seed: factory(seed=seed), study.config.seed)
     with StorageLock(study.storage_url, f"fedsearch-create-{study.study_name}"):
@@ -106,6 +111,8 @@ def run_study(
 ) -> optuna.Study:
     """Run (or continue) a study; any number of workers may run it at once.
 
+    Storage, output folder and data are checked (and the data prepared)
+    before the study is created, so a study that cannot run is never stored.
     A trial that raises (a plugin error, a diverged loss) is marked FAIL with
     the error in its user attributes, and the study goes on. Ctrl-C marks the
     running trial FAIL and raises ``KeyboardInterrupt``; finished trials stay.
@@ -121,6 +128,8 @@ def run_study(
         progress: Receives progress events.
 
     Raises:
+        ConfigError: The storage, the output folder or the data cannot be used
+            (nothing is stored then).
         TrialFailuresError: ``workers.max_consecutive_failures`` trials in a
             row failed in this process.
     """
@@ -129,13 +138,15 @@ def run_study(
     threads = workers.threads if threads is None else threads
     if threads:
         torch.set_num_threads(threads)
+    data = prepare_study(study)
     optuna_study = open_study(study)
     budget = StudyBudget(study.config.search.n_trials) if n_trials is None else None
     planned = budget.remaining(optuna_study) if budget is not None else n_trials
     if planned == 0:
         return optuna_study
-    runtime = prepare_runtime(study, progress)
+    runtime = prepare_runtime(study, progress, data=data)
     optuna_study.set_user_attr("teacher", _teacher_summary(runtime))
+    optuna_study.set_user_attr("accuracy_floor", runtime.accuracy_floor.as_dict())
     progress.trials_started(
         planned, len(optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES))
     )
@@ -210,10 +221,15 @@ class _TrialRunner:
         self.trial_finished(study, trial)
 
 
-def prepare_runtime(study: ResolvedStudy, progress: ProgressReporter | None = None) -> StudyRuntime:
-    """Load and partition the data and get the teacher (cached or freshly trained)."""
+def prepare_runtime(
+    study: ResolvedStudy,
+    progress: ProgressReporter | None = None,
+    *,
+    data: FederatedData | None = None,
+) -> StudyRuntime:
+    """Load and partition the data (unless given) and get the teacher (cached or trained)."""
     progress = progress or ProgressReporter()
-    data = prepare_data(study)
+    data = data if data is not None else prepare_data(study)
     runtime = StudyRuntime(study=study, data=data, teacher=None)
     if study.config.teacher is None:
         return runtime
@@ -232,6 +248,7 @@ def prepare_runtime(study: ResolvedStudy, progress: ProgressReporter | None = No
 
 
 def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
+    """The study's ``teacher`` user attribute: accuracies, artifact size, training traffic."""
     teacher = runtime.teacher
     if teacher is None:
         return None
@@ -239,6 +256,7 @@ def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
         "val_accuracy": teacher.val_accuracy,
         "test_accuracy": teacher.test_accuracy,
         "artifact_bytes": teacher.artifact_bytes,
+        "training_bytes": teacher.training_bytes,
     }
 
 

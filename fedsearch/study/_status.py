@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from fedsearch.study._pareto import pareto_rows
+from fedsearch.study._pareto import front_summary, pareto_rows
 from fedsearch.trial._attributes import WORKER_ATTR
 
 RECENT_FAILURES = 5
@@ -22,8 +22,9 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
         ``n_trials``), ``workers`` (per worker: count per state and seconds
         spent in finished trials), ``running`` (trials in flight),
         ``failures`` (the latest failed trials with their errors),
-        ``best`` (the best trial for each objective) and ``pareto`` (rows of
-        the Pareto front).
+        ``best`` (the best trial for each objective), ``pareto`` (rows of
+        the feasible Pareto front) and ``front`` (what it leaves out, see
+        ``front_summary``).
     """
     trials = study.get_trials(deepcopy=False)
     states = Counter(trial.state.name for trial in trials)
@@ -65,6 +66,7 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
         ],
         "best": _best_per_objective(rows, names, study.directions),
         "pareto": rows,
+        "front": front_summary(study),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy
@@ -32,7 +33,24 @@ TEACHERS = sqlalchemy.Table(
     sqlalchemy.Column("key", sqlalchemy.String(64), primary_key=True),
     sqlalchemy.Column("artifact", sqlalchemy.LargeBinary, nullable=False),
     sqlalchemy.Column("created_at", sqlalchemy.DateTime(timezone=True), nullable=False),
+    sqlalchemy.Column("training_bytes", sqlalchemy.BigInteger, nullable=True),
 )
+"""The teacher cache. ``training_bytes`` is NULL in rows cached before the teacher's
+training traffic was recorded: such a teacher is trained again, and its row replaced."""
+
+
+@dataclass(frozen=True)
+class CachedTeacher:
+    """A cached teacher: its float32 artifact and what its federated training moved.
+
+    Attributes:
+        artifact: The teacher's artifact bytes.
+        training_bytes: Bytes its training sent through the channel (both
+            directions, every round), as the channel counted them.
+    """
+
+    artifact: bytes
+    training_bytes: int
 
 
 def teacher_key(study: ResolvedStudy) -> str:
@@ -51,28 +69,51 @@ def teacher_key(study: ResolvedStudy) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def cached_teacher(storage_url: str, key: str) -> bytes | None:
-    """The cached teacher artifact stored under ``key`` in the study's database, if any."""
+def cached_teacher(storage_url: str, key: str) -> CachedTeacher | None:
+    """The teacher cached under ``key`` in the study's database, if any.
+
+    A row cached without its training traffic (an older fedsearch) counts as
+    absent, so the teacher is trained again and its traffic measured.
+    """
     ensure_sqlite_folder(storage_url)
     engine = sqlalchemy.create_engine(storage_url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            if not sqlalchemy.inspect(connection).has_table(TEACHERS.name):
+            inspector = sqlalchemy.inspect(connection)
+            if not inspector.has_table(TEACHERS.name):
                 return None
-            query = sqlalchemy.select(TEACHERS.c.artifact).where(TEACHERS.c.key == key)
-            return connection.execute(query).scalar_one_or_none()
+            columns = {column["name"] for column in inspector.get_columns(TEACHERS.name)}
+            if TEACHERS.c.training_bytes.name not in columns:
+                return None
+            query = sqlalchemy.select(TEACHERS.c.artifact, TEACHERS.c.training_bytes).where(
+                TEACHERS.c.key == key
+            )
+            row = connection.execute(query).one_or_none()
     finally:
         engine.dispose()
+    if row is None or row.training_bytes is None:
+        return None
+    return CachedTeacher(artifact=row.artifact, training_bytes=row.training_bytes)
 
 
-def _store_teacher(storage_url: str, key: str, artifact: bytes) -> None:
+def _store_teacher(storage_url: str, key: str, teacher: CachedTeacher) -> None:
+    """Store ``teacher`` under ``key``, replacing a row cached without its traffic."""
     engine = sqlalchemy.create_engine(storage_url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
             _METADATA.create_all(connection, tables=[TEACHERS], checkfirst=True)
+            columns = sqlalchemy.inspect(connection).get_columns(TEACHERS.name)
+            if TEACHERS.c.training_bytes.name not in {column["name"] for column in columns}:
+                connection.execute(
+                    sqlalchemy.text(f"ALTER TABLE {TEACHERS.name} ADD COLUMN training_bytes BIGINT")
+                )
+            connection.execute(sqlalchemy.delete(TEACHERS).where(TEACHERS.c.key == key))
             connection.execute(
                 sqlalchemy.insert(TEACHERS).values(
-                    key=key, artifact=artifact, created_at=datetime.now(UTC)
+                    key=key,
+                    artifact=teacher.artifact,
+                    created_at=datetime.now(UTC),
+                    training_bytes=teacher.training_bytes,
                 )
             )
     finally:
@@ -104,30 +145,31 @@ def load_or_train_teacher(
     if study.teacher_architecture is None or study.config.teacher is None:
         return None
     key = teacher_key(study)
-    data = cached_teacher(study.storage_url, key)
-    if data is None:
+    cached = cached_teacher(study.storage_url, key)
+    if cached is None:
         with StorageLock(study.storage_url, f"fedsearch-teacher-{key}"):
-            data = cached_teacher(study.storage_url, key)  # another worker may have trained it
-            if data is None:
+            cached = cached_teacher(study.storage_url, key)  # another worker may have trained it
+            if cached is None:
                 if on_training is not None:
                     on_training()
-                data = _train_teacher(study, run, on_round)
-                _store_teacher(study.storage_url, key, data)
-    model = load_model(data, study.registry)
+                cached = _train_teacher(study, run, on_round)
+                _store_teacher(study.storage_url, key, cached)
+    model = load_model(cached.artifact, study.registry)
     data_split = run.data
     return Teacher(
         weights=model_weights(model),
         train_logits=predict_logits(model, data_split.train_inputs),
         val_accuracy=accuracy(model, data_split.val_inputs, data_split.val_labels),
         test_accuracy=accuracy(model, data_split.test_inputs, data_split.test_labels),
-        artifact_bytes=len(data),
+        artifact_bytes=len(cached.artifact),
         model=model,
+        training_bytes=cached.training_bytes,
     )
 
 
 def _train_teacher(
     study: ResolvedStudy, run: FederatedRun, on_round: RoundCallback | None
-) -> bytes:
+) -> CachedTeacher:
     teacher = study.config.teacher
     architecture = study.teacher_architecture.build()
     assert isinstance(architecture, Architecture) and teacher is not None
@@ -143,4 +185,4 @@ def _train_teacher(
         num_classes=run.data.num_classes,
         metadata={"role": "teacher"},
     )
-    return build_artifact(spec, result.weights)
+    return CachedTeacher(build_artifact(spec, result.weights), training_bytes=result.comm_bytes)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 from torch import nn
 
-from fedsearch._errors import ArtifactError
+from fedsearch._errors import ArtifactError, FedsearchError
 from fedsearch.artifact import (
     FloatTensor,
     ModelSpec,
@@ -65,23 +66,61 @@ def build_artifact(
 def load_model(data: bytes, registry: ComponentRegistry) -> nn.Module:
     """Rebuild the module an artifact describes, with its decoded weights.
 
+    Artifacts are untrusted input: everything the header names (architecture,
+    params, input shape, class count, module overrides) is first built on
+    PyTorch's ``meta`` device, which allocates nothing, and checked against the
+    stored tensors and a forward pass on the input shape. Only a module that
+    fits is then built for real, so a crafted header cannot make the loader
+    allocate more than the artifact's bounded tensors.
+
     Raises:
-        ArtifactError: The bytes are not a valid artifact.
-        ConfigError: The artifact's architecture is not installed.
+        ArtifactError: The bytes are not a valid artifact, its architecture is
+            not installed, or its header does not describe the stored tensors.
     """
     artifact = decode_artifact(data)
     spec = artifact.spec
-    architecture = registry.create(
-        "architecture", spec.architecture, spec.params, source="artifact"
-    )
-    assert isinstance(architecture, Architecture)
-    model = architecture.build(tuple(spec.input_shape), spec.num_classes)
     try:
-        model = apply_overrides(model, spec.modules)
-        model.load_state_dict(artifact.state_dict(), strict=True)
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        architecture = registry.create(
+            "architecture", spec.architecture, spec.params, source="artifact"
+        )
+    except FedsearchError as exc:
         raise ArtifactError(
-            f"artifact does not fit its architecture {spec.architecture!r} ({exc}); "
-            "re-export it with `fedsearch export`"
+            f"cannot rebuild the artifact's architecture ({exc}); install the plugin that "
+            "provides it, or re-export the artifact with `fedsearch export`"
+        ) from exc
+    assert isinstance(architecture, Architecture)
+    state = artifact.state_dict()
+    try:
+        _check_skeleton(architecture, spec, state)
+        model = apply_overrides(
+            architecture.build(tuple(spec.input_shape), spec.num_classes), spec.modules
+        )
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # anything a plugin's build raises on a bad header
+        raise ArtifactError(
+            f"artifact does not fit its architecture {spec.architecture!r} "
+            f"({type(exc).__name__}: {exc}); re-export it with `fedsearch export`"
         ) from exc
     return model.eval()
+
+
+def _check_skeleton(
+    architecture: Architecture, spec: ModelSpec, state: dict[str, torch.Tensor]
+) -> None:
+    """Build the described module on the meta device and check it against ``state``.
+
+    Raises:
+        ValueError: Names or shapes differ, or the input shape does not fit.
+    """
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zero-size layers of a crafted header
+        skeleton = apply_overrides(
+            architecture.build(tuple(spec.input_shape), spec.num_classes), spec.modules
+        )
+        expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+        stored = {name: tuple(tensor.shape) for name, tensor in state.items()}
+        if expected != stored:
+            differ = sorted(set(expected.items()) ^ set(stored.items()))[:3]
+            raise ValueError(f"tensors differ from the module's: {differ}")
+        with torch.no_grad():
+            skeleton.eval()(torch.empty((1, *spec.input_shape)))

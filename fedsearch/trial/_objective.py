@@ -6,6 +6,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from fedsearch.search._describe import describe_selection
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
+from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
 
@@ -42,6 +44,11 @@ class StudyRuntime:
     study: ResolvedStudy
     data: FederatedData
     teacher: Teacher | None
+
+    @cached_property
+    def accuracy_floor(self) -> AccuracyFloor:
+        """The validation accuracy a trial must reach to be feasible."""
+        return accuracy_floor(self.study.config.search.constraints, self.data.val_labels)
 
     def codec_pipelines(self, selection: Selection | None = None) -> dict[str, CodecPipelineSpec]:
         """The uplink and downlink codec pipelines: the selection's, else the study's."""
@@ -93,6 +100,8 @@ class TrialOutcome:
     parameters: int
     model: torch.nn.Module
     """The model decoded from ``artifact`` (the one the accuracies were measured on)."""
+    teacher_training_bytes: int = 0
+    """The teacher's federated training traffic, charged to a trial that uses the teacher."""
 
     @property
     def model_bytes(self) -> int:
@@ -100,9 +109,19 @@ class TrialOutcome:
         return len(self.artifact)
 
     @property
+    def teacher_download_bytes(self) -> int:
+        """What the participating clients' downloads of the teacher took."""
+        return self.simulation.one_time_by_name.get(Teacher.DOWNLOAD, 0)
+
+    @property
+    def one_time_bytes(self) -> int:
+        """One-time transfers: the trial's own, plus the teacher's training when it uses it."""
+        return self.simulation.one_time_bytes + self.teacher_training_bytes
+
+    @property
     def comm_bytes(self) -> int:
-        """Bytes that crossed the channel, both directions, one-time transfers included."""
-        return self.simulation.comm_bytes
+        """Bytes that crossed the channel, both directions, every round, plus one-time bytes."""
+        return self.simulation.downlink_bytes + self.simulation.uplink_bytes + self.one_time_bytes
 
 
 def evaluate_selection(
@@ -157,6 +176,7 @@ def evaluate_selection(
         round_index=rounds - 1,
     )
     decoded = load_model(artifact, registry)
+    uses_teacher = runtime.teacher is not None and Teacher.DOWNLOAD in downloads
     return TrialOutcome(
         val_accuracy=accuracy(decoded, data.val_inputs, data.val_labels),
         test_accuracy=accuracy(decoded, data.test_inputs, data.test_labels),
@@ -164,6 +184,7 @@ def evaluate_selection(
         simulation=simulation,
         parameters=sum(parameter.numel() for parameter in decoded.parameters()),
         model=decoded.eval(),
+        teacher_training_bytes=runtime.teacher.training_bytes if uses_teacher else 0,
     )
 
 
@@ -218,7 +239,9 @@ class TrialObjective:
         outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
         for key, value in trial_attributes(self.runtime, selection, outcome).items():
             trial.set_user_attr(key, value)
-        constraints = constraint_values(study.config.search.constraints, outcome)
+        constraints = constraint_values(
+            study.config.search.constraints, outcome, self.runtime.accuracy_floor.value
+        )
         for name, value in constraints.items():
             trial.set_constraint(name, value)
         trial.set_user_attr("constraints", constraints)
@@ -270,18 +293,20 @@ class TrialObjective:
             )
 
 
-def constraint_values(limits: ConstraintsConfig, outcome: TrialOutcome) -> dict[str, float]:
+def constraint_values(
+    limits: ConstraintsConfig, outcome: TrialOutcome, floor: float
+) -> dict[str, float]:
     """Optuna constraint values of the study's limits: feasible when <= 0.
 
     Each is the relative overshoot (``model_bytes / max_model_bytes - 1``;
-    ``min_accuracy - val_accuracy`` for accuracy), so violations of different
-    limits are on comparable scales when samplers add them up.
+    ``floor - val_accuracy`` for accuracy), so violations of different limits
+    are on comparable scales when samplers add them up. The accuracy floor
+    (``min_accuracy``, or its default) always applies.
     """
     values: dict[str, float] = {}
     if limits.max_model_bytes is not None:
         values["max_model_bytes"] = outcome.model_bytes / limits.max_model_bytes - 1.0
-    if limits.min_accuracy is not None:
-        values["min_accuracy"] = limits.min_accuracy - outcome.val_accuracy
+    values["min_accuracy"] = floor - outcome.val_accuracy
     if limits.max_comm_bytes is not None:
         values["max_comm_bytes"] = outcome.comm_bytes / limits.max_comm_bytes - 1.0
     return values
@@ -330,7 +355,9 @@ def trial_attributes(
         "history": [record.__dict__ for record in simulation.history],
         "uplink_bytes": simulation.uplink_bytes,
         "downlink_bytes": simulation.downlink_bytes,
-        "one_time_bytes": simulation.one_time_bytes,
+        "one_time_bytes": outcome.one_time_bytes,
+        "teacher_download_bytes": outcome.teacher_download_bytes,
+        "teacher_training_bytes": outcome.teacher_training_bytes,
         "codecs": codecs,
         "downlink": runtime.study.config.federation.downlink,
         "selection": slots,

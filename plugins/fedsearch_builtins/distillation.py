@@ -76,8 +76,8 @@ class SoftTargetDistillation(Compressor):
         return self.params.alpha * soft + (1.0 - self.params.alpha) * loss
 
     def one_time_downloads(self) -> dict[str, Weights]:
-        """The teacher's weights, once per participating client."""
-        return {"teacher": self.teacher.weights}
+        """The teacher's weights, once per participating client (charged with its training)."""
+        return self.teacher.download()
 
 
 @hookimpl

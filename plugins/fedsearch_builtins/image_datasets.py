@@ -21,6 +21,7 @@ import torch
 
 from fedsearch import ComponentParams, ConfigError, Dataset, DatasetSplits, Registrar, hookimpl
 from fedsearch_builtins._datafiles import locate, verify_checksums
+from fedsearch_builtins._safe_pickle import load_restricted
 
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
@@ -241,10 +242,18 @@ class CIFAR10(Dataset):
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with path.open("rb") as stream:
-            batch = pickle.load(stream, encoding="bytes")
+            batch = load_restricted(stream, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as error:
         raise ConfigError(
             f"{path} is not a CIFAR-10 python batch ({error!r}); replace it with the original",
             field="dataset.params.root",

@@ -22,8 +22,10 @@ from fedsearch import (
 
 FLOAT_BITS = 32
 """``bits = 32`` switches quantization off."""
-CALIBRATION_CLIPS = tuple(1.0 - 0.05 * step for step in range(11))
-"""Clipping ratios post-training calibration tries (1.0 down to 0.5)."""
+CALIBRATION_CLIPS = tuple(round(1.0 - 0.05 * step, 2) for step in range(20))
+"""Clipping ratios the least-squared-error step search tries (1.0 down to 0.05)."""
+LOW_BITS = 3
+"""At this width and below, ``auto`` settings use per-channel scales and the searched step."""
 
 
 def _check_bits(bits: int) -> int:
@@ -112,17 +114,31 @@ class QuantizerSpec:
         self.axis = 0 if per_channel else None
 
     def params(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and zero point; calibration picks the clip with the least squared error."""
+        """Scale and zero point: from the full range, or the least-squared-error step.
+
+        With ``calibrate`` each scale (each channel's, when per channel) is the
+        full-range scale times the ratio of ``CALIBRATION_CLIPS`` whose
+        quantized values are closest to the weights in squared error: the
+        MSE-optimal clipping of Banner et al. 2019 and Choukroun et al. 2019,
+        searched on a grid instead of solved for a fitted distribution. The
+        zero point stays that of the full range (clipping both ends by one ratio
+        keeps the code of 0.0). All candidates are evaluated in one batch of
+        tensor operations, so it runs under ``vmap`` and costs a few fake
+        quantizations, not one per ratio.
+        """
+        scale, zero_point = affine_params(weight, self.bits, self.symmetric, self.axis)
         if not self.calibrate:
-            return affine_params(weight, self.bits, self.symmetric, self.axis)
-        best, best_error = None, float("inf")
-        for clip in CALIBRATION_CLIPS:
-            scale, zero_point = affine_params(weight, self.bits, self.symmetric, self.axis, clip)
-            error = float((self.fake(weight, scale, zero_point) - weight).pow(2).sum())
-            if error < best_error:
-                best, best_error = (scale, zero_point), error
-        assert best is not None
-        return best
+            return scale, zero_point
+        rows = weight.detach().movedim(self.axis or 0, 0).reshape(len(scale), -1)
+        candidates = torch.tensor(CALIBRATION_CLIPS).unsqueeze(1) * scale  # (ratios, scales)
+        steps = candidates.unsqueeze(2)
+        zero = zero_point.reshape(1, -1, 1).to(torch.float32)
+        codes = torch.clamp(
+            torch.round(rows * (1.0 / steps)) + zero, *code_limits(self.bits, self.symmetric)
+        )
+        errors = ((codes - zero) * steps - rows).square().sum(dim=2)
+        best = errors.argmin(dim=0, keepdim=True)
+        return candidates.gather(0, best)[0], zero_point
 
     def fake(
         self, weight: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
@@ -161,11 +177,16 @@ class UniformParams(ComponentParams):
 
     bits: Annotated[Bits, SearchChoices([2, 3, 4, 6, 8])] = 8
     scheme: Literal["symmetric", "asymmetric"] = "symmetric"
-    granularity: Literal["tensor", "channel"] = "tensor"
-    """One scale per tensor, or one per output channel (row, filter)."""
+    granularity: Literal["auto", "tensor", "channel"] = "auto"
+    """One scale per tensor, or one per output channel (row, filter); ``auto``:
+    per channel at 2 and 3 bits, per tensor above."""
+    step: Literal["auto", "max", "mse"] = "auto"
+    """How each scale is set: ``max``: the full range (``max|w|``); ``mse``: the
+    clipping ratio with the least squared quantization error; ``auto``:
+    ``mse`` at 2 and 3 bits and in PTQ, ``max`` otherwise."""
     mode: Literal["qat", "ptq"] = "qat"
     """``qat``: train with fake quantization (straight-through estimator);
-    ``ptq``: train in float, then calibrate each tensor's clipping range."""
+    ``ptq``: train in float, then quantize (with the ``auto`` step: calibrated)."""
     start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """QAT: share of the rounds trained in float before fake quantization starts."""
 
@@ -175,8 +196,11 @@ class UniformQuantization(Compressor):
 
     With ``mode = "qat"`` every local step sees fake-quantized weights and the
     gradient passes straight through; with ``"ptq"`` training stays in float and
-    the clipping range of each tensor is calibrated after training (least
-    squared error over clip ratios 1.0 to 0.5). The artifact stores the integer
+    the weights are quantized after training. At 2 and 3 bits the full range
+    (``max|w|``) wastes the few levels there are (at 2 bits, three levels that
+    round nearly every weight to zero), so by default those widths use one
+    scale per output channel and the step with the least squared error (clip
+    ratios 1.0 to 0.05 of the range), as does PTQ. The artifact stores the integer
     codes bit-packed with float32 scales (and int32 zero points when
     asymmetric). Biases stay float32.
     """
@@ -196,17 +220,18 @@ class UniformQuantization(Compressor):
         return dict.fromkeys(names, self.params.bits)
 
     def _specs(self) -> dict[str, QuantizerSpec]:
-        params = self.params
         return {
-            name: QuantizerSpec(
-                bits,
-                params.scheme == "symmetric",
-                params.granularity == "channel",
-                calibrate=params.mode == "ptq",
-            )
+            name: self._spec(bits)
             for name, bits in self.bits_for(weight_names(self.model)).items()
             if bits != FLOAT_BITS
         }
+
+    def _spec(self, bits: int) -> QuantizerSpec:
+        """The quantizer of a tensor of ``bits``, with the ``auto`` settings resolved."""
+        params, low = self.params, bits <= LOW_BITS
+        per_channel = params.granularity == "channel" or (params.granularity == "auto" and low)
+        searched = params.step == "mse" or (params.step == "auto" and (low or params.mode == "ptq"))
+        return QuantizerSpec(bits, params.scheme == "symmetric", per_channel, calibrate=searched)
 
     def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """Fake-quantize the layer weights: QAT from the start round, PTQ outside training."""

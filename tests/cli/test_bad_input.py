@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 
 from fedsearch.cli._main import main
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
@@ -162,3 +164,55 @@ def test_argument_errors_exit_2(capsys):
         main(["run", "x.toml", "--n-trials", "0"])
     assert caught.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_preparing_its_data_stores_no_study_and_the_fixed_file_runs(
+    tmp_path, capsys
+):
+    storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
+    study = write_tiny_study(tmp_path)
+    assert run_cli(capsys, "run", str(study), "--study-name", "other", "--n-trials", "1")[0] == 0
+
+    write_tiny_study(tmp_path, TINY_STUDY.replace("num_clients = 4", "num_clients = 5000"))
+    code, _, err = run_cli(capsys, "run", str(study), "--n-trials", "1")
+    assert_one_clear_line(code, err, ["study.toml: federation.num_clients", "for 5000 clients"])
+    assert optuna.get_all_study_names(storage) == ["other"]
+
+    write_tiny_study(tmp_path)
+    code, _, err = run_cli(capsys, "run", str(study), "--n-trials", "1")
+    assert code == 0, err
+    assert sorted(optuna.get_all_study_names(storage)) == ["other", "tiny"]
+    fixed = optuna.load_study(study_name="tiny", storage=storage)
+    assert [trial.state for trial in fixed.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert fixed.user_attrs["config"]["federation"]["num_clients"] == 4
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url):
+    """A PostgreSQL database of its own, without any table."""
+    server = sqlalchemy.make_url(postgres_url)
+    name = f"fedsearch_empty_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_read_only_commands_create_no_tables_in_an_empty_postgresql_database(
+    empty_postgres_url, capsys
+):
+    for command in ("status", "pareto"):
+        code, _, err = run_cli(
+            capsys, command, "--storage", empty_postgres_url, "--study-name", "x"
+        )
+        assert_one_clear_line(code, err, ["--storage", "holds no studies"])
+    engine = sqlalchemy.create_engine(empty_postgres_url)
+    try:
+        assert sqlalchemy.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

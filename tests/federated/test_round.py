@@ -113,9 +113,11 @@ def test_delta_downlink_charges_each_clients_first_model_unless_seeded(registry,
         )
         return run_federated(mlp(), federated)
 
-    first, second = run("delta").history
+    delta = run("delta")
+    first, second = delta.history
     if initial_model == "download":
         assert first.one_time_bytes == 6 * NUM_PARAMETERS * 4  # every client's model, in full
+        assert delta.one_time_by_name == {"initial_model": first.one_time_bytes}
         assert first.downlink_bytes == 0  # nothing else that round
     else:
         assert first.one_time_bytes == 0  # built from the seed

@@ -9,23 +9,24 @@ from fedsearch import ConfigError, evaluate_selection, resolve_study
 from fedsearch.search import ComponentChoice, Selection
 from fedsearch.study import prepare_runtime
 from fedsearch.trial._objective import trial_attributes
-from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
+from tests._studies import tiny_space, tiny_study, write_study
 
-CODEC_SPACE = TINY_SPACE.replace(
-    "[dimensions]",
-    """uplink_codec = ["float32", "error_feedback+topk", "topk+qsgd"]
-downlink_codec = ["float32", "bfloat16"]
-
-[dimensions]
-"uplink_codec.topk.fraction" = { choices = [0.05, 0.2] }
-"uplink_codec.qsgd.levels" = { low = 2, high = 8 }""",
+CODEC_SPACE = tiny_space(
+    slots={
+        "uplink_codec": ["float32", "error_feedback+topk", "topk+qsgd"],
+        "downlink_codec": ["float32", "bfloat16"],
+    },
+    dimensions={
+        "uplink_codec.topk.fraction": {"choices": [0.05, 0.2]},
+        "uplink_codec.qsgd.levels": {"low": 2, "high": 8},
+    },
 )
 
 
 @pytest.fixture(scope="module")
 def codec_study(tmp_path_factory, registry):
     folder = tmp_path_factory.mktemp("codecs")
-    return resolve_study(write_tiny_study(folder, TINY_STUDY, CODEC_SPACE), registry)
+    return resolve_study(write_study(folder, space=CODEC_SPACE), registry)
 
 
 def test_codec_knobs_are_sampled_only_with_their_pipeline(codec_study):
@@ -87,12 +88,9 @@ def test_comm_bytes_follow_the_chosen_codecs(codec_study):
 
 
 def test_without_codec_slots_the_study_codecs_apply(tmp_path, registry):
-    study = TINY_STUDY.replace(
-        "learning_rate = 0.3",
-        'learning_rate = 0.3\ndownlink = "delta"\n'
-        'downlink_codec = [{{ name = "topk", params = {{ fraction = 0.5 }} }}]',
-    )
-    resolved = resolve_study(write_tiny_study(tmp_path, study), registry)
+    downlink_codec = [{"name": "topk", "params": {"fraction": 0.5}}]
+    study = tiny_study(federation={"downlink": "delta", "downlink_codec": downlink_codec})
+    resolved = resolve_study(write_study(tmp_path, study), registry)
     assert resolved.downlink_codec.name == "topk"
     runtime = prepare_runtime(resolved)
     pipelines = runtime.codec_pipelines(None)
@@ -101,17 +99,16 @@ def test_without_codec_slots_the_study_codecs_apply(tmp_path, registry):
 
 
 @pytest.mark.parametrize(
-    ("slot_line", "fragment"),
+    ("slots", "fragment"),
     [
-        ('uplink_codec = ["none"]', "cannot be 'none'"),
-        ('downlink_codec = ["error_feedback+topk"]', "per-client state"),
-        ('uplink_codec = ["sign+topk"]', "cannot be followed"),
+        ({"uplink_codec": ["none"]}, "cannot be 'none'"),
+        ({"downlink_codec": ["error_feedback+topk"]}, "per-client state"),
+        ({"uplink_codec": ["sign+topk"]}, "cannot be followed"),
     ],
 )
-def test_bad_codec_candidates_are_config_errors(tmp_path, registry, slot_line, fragment):
-    space = TINY_SPACE.replace("[dimensions]", f"{slot_line}\n\n[dimensions]")
+def test_bad_codec_candidates_are_config_errors(tmp_path, registry, slots, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        resolve_study(write_tiny_study(tmp_path, TINY_STUDY, space), registry)
+        resolve_study(write_study(tmp_path, space=tiny_space(slots=slots)), registry)
 
 
 def test_pareto_rows_describe_codec_pipelines():

@@ -13,7 +13,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from fedsearch import OBJECTIVE_NAMES, ConfigError, load_model, resolve_study, run_study
 from fedsearch.cli._main import main
 from fedsearch.study import infeasible_trials, pareto_rows, pareto_trials
-from tests.conftest import TINY_STUDY, write_tiny_study
+from tests._studies import tiny_study, write_study
 
 MAX_MODEL_BYTES = 2500  # tiny float32 MLPs (>= 4.7 KB) break it; quantized ones meet it
 
@@ -25,10 +25,9 @@ def dominates(a: list[float], b: list[float]) -> bool:
 
 @pytest.fixture(scope="module")
 def constrained(tmp_path_factory, registry):
-    study_text = TINY_STUDY.replace("n_trials = 3", "n_trials = 8") + (
-        f"\n[search.constraints]\nmax_model_bytes = {MAX_MODEL_BYTES}\nmin_accuracy = 0.2\n"
-    )
-    path = write_tiny_study(tmp_path_factory.mktemp("constrained"), study_text)
+    constraints = {"max_model_bytes": MAX_MODEL_BYTES, "min_accuracy": 0.2}
+    study = tiny_study(search={"n_trials": 8, "constraints": constraints})
+    path = write_study(tmp_path_factory.mktemp("constrained"), study)
     return path, run_study(resolve_study(path, registry))
 
 
@@ -56,18 +55,18 @@ def test_pareto_command_reports_only_feasible_trials(constrained, capsys):
     storage = f"sqlite:///{path.parent / 'runs' / 'fedsearch.db'}"
     assert main(["pareto", "--storage", storage, "--study-name", "tiny", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [row["trial"] for row in rows] == [trial.number for trial in pareto_trials(study)]
+    shown = [number for row in rows for number in (row["trial"], *row["identical"])]
+    assert sorted(shown) == sorted(trial.number for trial in pareto_trials(study))
     assert all(row["model_bytes"] <= MAX_MODEL_BYTES for row in rows)
     assert main(["pareto", "--storage", storage, "--study-name", "tiny"]) == 0
-    assert "broke a constraint and are not on the front" in capsys.readouterr().out
+    infeasible = len(infeasible_trials(study))
+    assert infeasible > 0
+    assert f"{infeasible} infeasible (below the floor" in " ".join(capsys.readouterr().out.split())
 
 
 def test_enabled_objective_adds_a_named_objective(tmp_path, registry):
-    study_text = TINY_STUDY.replace(
-        'sampler = {{ name = "random" }}',
-        'sampler = {{ name = "random" }}\nobjectives = [{{ name = "flops" }}]',
-    ).replace("n_trials = 3", "n_trials = 2")
-    resolved = resolve_study(write_tiny_study(tmp_path, study_text), registry)
+    study = tiny_study(search={"n_trials": 2, "objectives": [{"name": "flops"}]})
+    resolved = resolve_study(write_study(tmp_path, study), registry)
     study = run_study(resolved)
     assert study.metric_names == [*OBJECTIVE_NAMES, "flops"]
     for trial in study.trials:
@@ -102,15 +101,12 @@ def test_latency_is_a_median_in_milliseconds(registry):
 
 
 def test_unknown_objective_suggests_the_closest(tmp_path, registry):
-    study_text = TINY_STUDY.replace(
-        'sampler = {{ name = "random" }}',
-        'sampler = {{ name = "random" }}\nobjectives = [{{ name = "flop" }}]',
-    )
+    study = tiny_study(search={"objectives": [{"name": "flop"}]})
     with pytest.raises(ConfigError, match=r"search\.objectives\[0\].*did you mean 'flops'"):
-        resolve_study(write_tiny_study(tmp_path, study_text), registry)
+        resolve_study(write_study(tmp_path, study), registry)
 
 
 def test_bad_constraint_is_a_config_error(tmp_path, registry):
-    study_text = TINY_STUDY + "\n[search.constraints]\nmax_model_byte = 10\n"
+    study = tiny_study(search={"constraints": {"max_model_byte": 10}})
     with pytest.raises(ConfigError, match="max_model_byte"):
-        resolve_study(write_tiny_study(tmp_path, study_text), registry)
+        resolve_study(write_study(tmp_path, study), registry)

@@ -5,17 +5,12 @@ from __future__ import annotations
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study, run_study
-from tests.conftest import TINY_STUDY, write_tiny_study
+from tests._studies import tiny_study, write_study
 
 
 def study_with_floor(tmp_path, min_accuracy):
-    text = TINY_STUDY.replace(
-        "learning_rate = 0.3\n",
-        "learning_rate = 0.3\n"
-        f"early_abort = {{{{ after_round = 2, min_accuracy = {min_accuracy} }}}}\n",
-        1,
-    )
-    return write_tiny_study(tmp_path, study=text)
+    early_abort = {"after_round": 2, "min_accuracy": min_accuracy}
+    return write_study(tmp_path, tiny_study(federation={"early_abort": early_abort}))
 
 
 def test_trials_below_the_floor_are_pruned_and_the_study_continues(tmp_path, registry):

@@ -27,6 +27,7 @@ from fedsearch import (
 )
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
 
+pytestmark = pytest.mark.e2e
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 FAST_HEARTBEATS = """
 [workers]
@@ -160,11 +161,18 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, st
     os.kill(worker.pid, signal.SIGCONT)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 130, stderr
-    assert "fedsearch: interrupted" in stderr
+    how = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
+    assert stderr.splitlines() == [
+        f"fedsearch: interrupted ({how}); any running trial is marked FAIL, finished trials "
+        "are kept (run again to continue)"
+    ]
     after = _trials(storage, "tiny")
     interrupted = after[running.number]
     assert interrupted.state == TrialState.FAIL
     assert interrupted.user_attrs["error_type"] == "KeyboardInterrupt"
+    reason = "KeyboardInterrupt" if stop == signal.SIGINT else "interrupted (SIGTERM)"
+    assert interrupted.user_attrs["error"] == reason
+    assert "KeyboardInterrupt" in interrupted.user_attrs["traceback"]
     assert not [trial for trial in after if trial.state == TrialState.RUNNING]
     assert _snapshot(after) == before
     assert len(before) >= 1

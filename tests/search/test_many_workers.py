@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study
 from fedsearch.study._teacher import cached_teacher, teacher_key
 from tests.conftest import TINY_STUDY, write_tiny_study
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 FEDSEARCH = str(Path(sys.executable).with_name("fedsearch"))
 
 
@@ -49,4 +51,5 @@ def test_four_workers_finish_exactly_the_budget_and_train_the_teacher_once(
     assert origins == {"trained": 1, "cached": 3}
     key = teacher_key(resolve_study(study_file, registry))
     cached = cached_teacher(postgres_url, key)
-    assert len(cached) == study.user_attrs["teacher"]["artifact_bytes"]
+    assert len(cached.artifact) == study.user_attrs["teacher"]["artifact_bytes"]
+    assert cached.training_bytes == study.user_attrs["teacher"]["training_bytes"] > 0

@@ -6,11 +6,11 @@ import optuna
 import pytest
 
 from fedsearch import ConfigError, resolve_study
-from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
+from tests._studies import DROP, tiny_space, tiny_study, write_study
 
 
-def resolved_space(tmp_path, registry, space=TINY_SPACE, study=TINY_STUDY):
-    return resolve_study(write_tiny_study(tmp_path, study, space), registry).space
+def resolved_space(tmp_path, registry, space=None, study=None):
+    return resolve_study(write_study(tmp_path, study, space), registry).space
 
 
 def test_only_the_chosen_components_params_are_sampled(tmp_path, registry):
@@ -48,13 +48,13 @@ def test_undeclared_dimensions_use_the_plugin_defaults(tmp_path, registry):
 
 
 def test_unknown_dimension_suggests_the_closest_name(tmp_path, registry):
-    space = TINY_SPACE + '"prune.magnitude.sparsty" = { low = 0.1, high = 0.5 }\n'
+    space = tiny_space(dimensions={"prune.magnitude.sparsty": {"low": 0.1, "high": 0.5}})
     with pytest.raises(ConfigError, match=r"did you mean 'prune\.magnitude\.sparsity'"):
         resolved_space(tmp_path, registry, space)
 
 
 def test_component_in_the_wrong_slot(tmp_path, registry):
-    space = TINY_SPACE.replace('prune = ["none", "magnitude"]', 'prune = ["uniform"]')
+    space = tiny_space(slots={"prune": ["uniform"]})
     with pytest.raises(
         ConfigError, match=r"'uniform' is a quantize compressor; list it under slots\.quantize"
     ):
@@ -62,19 +62,19 @@ def test_component_in_the_wrong_slot(tmp_path, registry):
 
 
 def test_unknown_slot(tmp_path, registry):
-    space = TINY_SPACE.replace("prune =", "prnue =")
+    space = tiny_space(slots={"prune": DROP, "prnue": ["none", "magnitude"]})
     with pytest.raises(ConfigError, match=r"slots\.prnue: unknown slot; did you mean 'prune'"):
         resolved_space(tmp_path, registry, space)
 
 
 def test_distillation_needs_a_teacher(tmp_path, registry):
-    study = TINY_STUDY[: TINY_STUDY.index("[teacher]")] + TINY_STUDY[TINY_STUDY.index("[search]") :]
+    study = tiny_study(teacher=DROP)
     with pytest.raises(ConfigError, match="add a \\[teacher\\] table"):
         resolved_space(tmp_path, registry, study=study)
 
 
 def test_study_inline_dimensions_override_the_space_file(tmp_path, registry):
-    study = TINY_STUDY + '\n[search.dimensions]\n"quantize.uniform.bits" = {{ value = 6 }}\n'
+    study = tiny_study(search={"dimensions": {"quantize.uniform.bits": {"value": 6}}})
     space = resolved_space(tmp_path, registry, study=study)
     rows = {name: values for name, _, values in space.rows()}
     assert rows["quantize.uniform.bits"] == "fixed 6"

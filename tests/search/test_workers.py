@@ -116,4 +116,6 @@ def test_teacher_is_trained_once_when_two_workers_start_together(tmp_path, regis
     assert rounds == [1, 2, 3]  # one training of the teacher's 3 rounds, not two
     assert len(teachers) == 2
     assert teachers[0].val_accuracy == teachers[1].val_accuracy
-    assert len(cached_teacher(postgres_url, teacher_key(study))) == teachers[0].artifact_bytes
+    cached = cached_teacher(postgres_url, teacher_key(study))
+    assert len(cached.artifact) == teachers[0].artifact_bytes
+    assert cached.training_bytes == teachers[0].training_bytes == teachers[1].training_bytes > 0

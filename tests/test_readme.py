@@ -1,0 +1,450 @@
+"""The README is an executable specification: its study snippets and commands run here.
+
+Every ```toml block of the README must be claimed by one of the runs below
+(an unclaimed block fails ``test_every_toml_snippet_is_run``), and every
+``fedsearch`` command it shows runs through the real console script. Budgets
+(rounds, trials) are the only thing changed, so the whole file stays fast;
+the runs go two at a time. The compressor table is checked against the
+installed plugins, and each built-in compressor runs on each built-in student
+family.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests._console import fedsearch
+from tests._studies import DROP, merged, tiny_space, tiny_study, write_study, write_toml
+from tests.conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.e2e
+
+README = (REPO / "README.md").read_text()
+BUDGET = {"federation": {"rounds": 1}, "teacher": {"rounds": 1}, "search": {"n_trials": 1}}
+WIDE = {"COLUMNS": "250"}  # rich tables unwrapped
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced block of the README."""
+
+    language: str
+    text: str
+    line: int
+
+    @property
+    def toml(self) -> dict[str, Any]:
+        return tomllib.loads(self.text)
+
+
+def readme_blocks(language: str | None = None) -> list[Block]:
+    found = [
+        Block(match[1], match[2], README[: match.start()].count("\n") + 1)
+        for match in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)
+    ]
+    return [block for block in found if language is None or block.language == language]
+
+
+def readme_commands() -> list[str]:
+    """Every ``fedsearch ...`` command line of the README's code blocks (comments dropped)."""
+    commands = []
+    for block in readme_blocks():
+        text = block.text.replace("\\\n", " ")
+        for line in text.splitlines():
+            for part in line.split("&&"):
+                command = " ".join(part.split("#")[0].split())
+                if command.startswith("fedsearch ") and not command.startswith("fedsearch: "):
+                    commands.append(command)
+    return commands
+
+
+def snippet(predicate: Any) -> Block:
+    """The one README toml block whose parsed content satisfies ``predicate``."""
+    (block,) = [block for block in readme_blocks("toml") if predicate(block.toml)]
+    return block
+
+
+def space_snippet(slot: str) -> Block:
+    return snippet(lambda doc: "slots" in doc and slot in doc["slots"] and "search" not in doc)
+
+
+@dataclass
+class Job:
+    """Commands run in order in one folder; the results are kept by name."""
+
+    folder: Path
+    commands: list[tuple[str, list[str]]]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # default: the folder
+    claims: list[int] = field(default_factory=list)  # README lines of the toml blocks it runs
+    results: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
+
+    def run(self) -> None:
+        for name, args in self.commands:
+            result = fedsearch(*args, cwd=self.cwd or self.folder, env={**WIDE, **self.env})
+            self.results[name] = result
+            if result.returncode != 0:
+                return
+
+    def ok(self, name: str) -> subprocess.CompletedProcess[str]:
+        result = self.results.get(name)
+        assert result is not None, f"{name} did not run: {self.results}"
+        assert result.returncode == 0, f"fedsearch {name}: {result.stderr[-3000:]}"
+        assert "Traceback" not in result.stderr
+        return result
+
+    def trials(self, study_name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+        storage = f"sqlite:///{self.folder / 'runs' / 'fedsearch.db'}"
+        return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+
+
+def quickstart_job(root: Path) -> Job:
+    """The README's study file (it is studies/quickstart.toml) and every command it shows."""
+    study = snippet(lambda doc: doc.get("name") == "quickstart")
+    assert study.toml == tomllib.loads((REPO / "studies" / "quickstart.toml").read_text())
+    folder = root / "quickstart"
+    shutil.copytree(REPO / "search_spaces", folder / "search_spaces")
+    budget = merged(BUDGET, {"search": {"n_trials": 4}})  # the README exports trial 3
+    write_toml(folder / "studies" / "quickstart.toml", merged(study.toml, budget))
+    commands = [(command.split()[1], command.split()[1:]) for command in readme_commands()]
+    runs = [c for c in commands if c[1] == ["run", "studies/quickstart.toml"]]
+    exports = [c for c in commands if c[0] == "export" and "STUDY" not in " ".join(c[1])]
+    assert runs and exports, "the README shows the quickstart run and an export"
+    stored = ["--storage", "sqlite:///runs/fedsearch.db", "--study-name", "quickstart"]
+    return Job(
+        folder,
+        [
+            ("run", runs[0][1]),
+            ("export onnx", exports[0][1]),
+            ("validate", ["validate", "studies/quickstart.toml", "--json"]),
+            ("pareto", ["pareto", *stored, "--json"]),
+            ("status", ["status", *stored]),
+            ("report", ["report", *stored, "-o", "report"]),
+            ("export artifact", ["export", *stored, "--trial", "3", "-o", "model.fsz"]),
+            (
+                "export torchscript",
+                ["export", *stored, "--trial", "3", "--format", "torchscript", "-o", "model.pt"],
+            ),
+        ],
+        claims=[study.line],
+    )
+
+
+def mistake_jobs(root: Path) -> dict[str, Job]:
+    """The two mistakes the README shows, made in copies of the quickstart files."""
+    jobs = {}
+    for name in ("space", "study"):
+        folder = root / f"mistake-{name}"
+        shutil.copytree(REPO / "search_spaces", folder / "search_spaces")
+        shutil.copytree(REPO / "studies", folder / "studies")
+        if name == "space":
+            path = folder / "search_spaces" / "default.toml"
+            change = {"dimensions": {"quantize.uniform.bits": {"choices": [0, 4]}}}
+        else:
+            path = folder / "studies" / "quickstart.toml"
+            change = {"federation": {"rounds": DROP, "roundz": 20}}
+        write_toml(path, merged(tomllib.loads(path.read_text()), change))
+        jobs[f"mistake-{name}"] = Job(
+            folder, [("validate", ["validate", "studies/quickstart.toml"])]
+        )
+    return jobs
+
+
+def study_job(
+    root: Path, name: str, blocks: list[Block], *, validate: bool = False, **changes: Any
+) -> Job:
+    """A tiny study with the README's study fragments (and space fragments) merged in."""
+    study, space = tiny_study(**merged(BUDGET, changes)), tiny_space()
+    for block in blocks:
+        if "search" in block.toml or "slots" not in block.toml:
+            study = merged(study, block.toml)
+        elif "architecture" in block.toml["slots"]:
+            space = block.toml  # a whole search space
+        else:  # slots and dimensions that replace the tiny space's
+            space = {part: space[part] | block.toml.get(part, {}) for part in space}
+    folder = root / name
+    path = write_study(folder, study, space)
+    commands = [("validate", ["validate", str(path)])] if validate else []
+    commands.append(("run", ["run", str(path)]))
+    return Job(folder, commands, claims=[block.line for block in blocks])
+
+
+COMPRESSOR_ROW = re.compile(r"^\| (factorize|prune|quantize|distill) \| `(\w+)` \|", re.M)
+# At most one compressor per stage, so three trials per family run them all.
+COMBINATIONS = [
+    {
+        "factorize": "svd",
+        "prune": "magnitude",
+        "quantize": "uniform",
+        "distill": "soft_target",
+    },
+    {"prune": "structured", "quantize": "mixed", "distill": "fitnets"},
+    {"quantize": "half", "distill": "attention"},  # attention: CNN students and teachers
+]
+FAMILIES = ["mlp", "cnn", "dscnn"]
+COMMANDS = ["run", "validate", "plugins", "pareto", "status", "report", "export"]
+
+
+def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
+    slots = {"architecture": [family]} | {stage: [name] for stage, name in combination.items()}
+    if family == "mlp" and combination.get("distill") == "attention":
+        slots["distill"] = ["soft_target"]
+    dimensions = {
+        "architecture.cnn.channels": {"choices": [4]},
+        "architecture.dscnn.depth": {"value": 1},
+        "quantize.uniform.scheme": {"value": "asymmetric"},
+        "quantize.uniform.granularity": {"value": "channel"},
+    }
+    teacher = "mlp" if family == "mlp" else "cnn"
+    teacher_params = {"widths": [32]} if family == "mlp" else {"depth": 1, "channels": [4]}
+    changes: dict[str, Any] = {
+        "teacher": {"architecture": {"name": teacher, "params": DROP}},
+        "search": {"space": "space.toml"},
+    }
+    space = tiny_space(slots=slots, dimensions=dimensions)
+    folder = root / f"{family}-{'-'.join(combination.values())}"
+    study = tiny_study(**merged(BUDGET, changes))
+    study["teacher"]["architecture"]["params"] = teacher_params
+    path = write_study(folder, study, space)
+    return Job(folder, [("run", ["run", str(path)])])
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
+    root = tmp_path_factory.mktemp("readme")
+    plugin_env = {"PYTHONPATH": str(example_plugin_site)}
+    federation = snippet(lambda doc: "execution" in doc.get("federation", {}))
+    early = federation.toml["federation"]["early_abort"]["after_round"]
+    found = {
+        "quickstart": quickstart_job(root),
+        "plugins": Job(root, [("plugins", ["plugins"])], env=plugin_env),
+        "space": study_job(root, "space", [space_snippet("architecture")], validate=True),
+        "help": Job(root, [(name, [name, "--help"]) for name in COMMANDS]),
+        "limits": study_job(
+            root,
+            "limits",
+            [
+                snippet(lambda doc: "constraints" in doc.get("search", {})),
+                snippet(lambda doc: "objectives" in doc.get("search", {})),
+                snippet(lambda doc: "workers" in doc),
+            ],
+        ),
+        "execution": study_job(root, "execution", [federation], federation={"rounds": early}),
+        "middleware": study_job(
+            root, "middleware", [snippet(lambda doc: "middleware" in doc.get("federation", {}))]
+        ),
+        "codecs": study_job(
+            root,
+            "codecs",
+            [
+                snippet(lambda doc: "uplink_codec" in doc.get("federation", {})),
+                space_snippet("uplink_codec"),
+                snippet(lambda doc: "mixed" in doc.get("slots", {}).get("quantize", [])),
+            ],
+            search={"n_trials": 2},
+        ),
+        "random-pruning": study_job(
+            root,
+            "random-pruning",
+            [snippet(lambda doc: list(doc) == ["search"] and "slots" in doc["search"])],
+        ),
+    }
+    found["random-pruning"].env = plugin_env
+    if (SHARED_DATA / "mnist").is_dir():
+        mnist = snippet(lambda doc: doc.get("dataset", {}).get("name") == "mnist")
+        found["mnist"] = study_job(root, "mnist", [mnist])
+        found["mnist"].cwd = REPO  # the README's root is relative to the checkout
+    found |= mistake_jobs(root)
+    for family in FAMILIES:
+        for index, combination in enumerate(COMBINATIONS):
+            found[f"{family}-{index}"] = compressor_job(root, family, combination)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(Job.run, found.values()))
+    return found
+
+
+def test_every_toml_snippet_is_run(jobs):
+    claimed = {line for job in jobs.values() for line in job.claims}
+    pyproject = snippet(lambda doc: "project" in doc)  # checked by the next test
+    shown = {block.line for block in readme_blocks("toml")} - {pyproject.line}
+    if "mnist" not in jobs:
+        shown -= {snippet(lambda doc: doc.get("dataset", {}).get("name") == "mnist").line}
+    assert shown - claimed == set(), "README toml blocks at these lines are not run"
+
+
+def test_plugin_packaging_snippet_matches_the_example_plugin():
+    shown = snippet(lambda doc: "project" in doc).toml
+    real = tomllib.loads((REPO / "plugins/fedsearch-example-plugin/pyproject.toml").read_text())
+    assert merged(real, shown) == real  # everything the README shows is in the real file
+
+
+def test_quickstart_commands(jobs):
+    job = jobs["quickstart"]
+    run = job.ok("run").stdout
+    sample = next(block.text for block in readme_blocks("") if "Pareto front of" in block.text)
+    header = sample.splitlines()[1].split()
+    assert "Pareto front of quickstart" in run
+    cells = [re.sub(r"[\u2500-\u257f]", " ", line).split() for line in run.splitlines()]
+    assert header in cells, run  # the same columns, in order (the README leaves out the box)
+    dashboard = re.search(r"^\s+(optuna-dashboard .*)$", sample, re.M)[1]
+    assert dashboard in run
+    trials = job.trials("quickstart")
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 4
+    assert (job.folder / "model.onnx").stat().st_size > 0
+    assert '"quickstart"' in job.ok("validate").stdout
+    assert job.ok("pareto").stdout.lstrip().startswith("[")
+    assert "trials by worker" in job.ok("status").stdout
+    job.ok("report")
+    assert (job.folder / "report" / "index.html").is_file()
+    job.ok("export artifact")
+    assert (job.folder / "model.fsz").read_bytes()[:3] == b"FSZ"
+    job.ok("export torchscript")
+    assert (job.folder / "model.pt").stat().st_size > 0
+
+
+OPTION = re.compile(r"(?<![\w-])(--?[a-z][\w-]*)")
+
+
+def test_cli_reference_lists_exactly_each_commands_options(jobs):
+    reference = next(
+        block.text for block in readme_blocks("") if "fedsearch run STUDY" in block.text
+    )
+    synopses = re.findall(r"^fedsearch (\w+) (.*(?:\n {10,}\[.*)*)", reference, re.M)
+    assert sorted(name for name, _ in synopses) == sorted(COMMANDS)
+    for name, synopsis in synopses:
+        usage = jobs["help"].ok(name)
+        shown = set(OPTION.findall(synopsis))
+        aliases = [  # each option line of --help: its spellings, e.g. {"-o", "--output"}
+            set(OPTION.findall(line.strip().split("  ")[0]))
+            for line in usage.stdout.splitlines()
+            if re.match(r"^\s+-", line)
+        ]
+        real = [group for group in aliases if group and not group & {"-h", "--help"}]
+        assert all(group & shown for group in real), f"fedsearch {name}: README lacks {real}"
+        assert shown <= set().union(*real), f"fedsearch {name}: CLI lacks {shown}"
+
+
+def test_mistakes_give_the_one_line_errors_shown(jobs):
+    shown = next(block.text for block in readme_blocks("") if "fedsearch: error:" in block.text)
+    lines = shown.strip().splitlines()
+    assert len(lines) == 2
+    for name, line in zip(("mistake-space", "mistake-study"), lines, strict=True):
+        result = jobs[name].results["validate"]
+        assert result.returncode == 2
+        (error,) = result.stderr.strip().splitlines()
+        assert error.startswith(line.removesuffix("...")), error
+
+
+def test_plugins_lists_the_example_plugin(jobs):
+    output = jobs["plugins"].ok("plugins").stdout
+    assert "random-pruning" in output and "random" in output
+
+
+def _all_complete(job: Job, count: int = 1) -> list[optuna.trial.FrozenTrial]:
+    job.ok("run")
+    trials = job.trials()
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE] * count, [
+        trial.user_attrs.get("error") for trial in trials
+    ]
+    return trials
+
+
+def test_search_space_snippet_validates_as_shown_and_runs(jobs):
+    job = jobs["space"]
+    shown = next(block.text for block in readme_blocks("") if "dimension  " in block.text)
+    validated = [" ".join(line.split()) for line in job.ok("validate").stdout.splitlines()]
+    for row in shown.splitlines()[1:]:
+        assert " ".join(row.split()) in validated, row
+    _all_complete(job)
+
+
+def test_constraints_objectives_and_workers_snippets_run(jobs):
+    (trial,) = _all_complete(jobs["limits"])
+    assert len(trial.values) == 5  # flops and latency_ms after the three built in
+    assert set(trial.user_attrs["constraints"]) == {
+        "max_model_bytes",
+        "min_accuracy",
+        "max_comm_bytes",
+    }
+
+
+def test_execution_snippet_runs(jobs):
+    _all_complete(jobs["execution"])
+
+
+def test_codec_snippets_run(jobs):
+    trials = _all_complete(jobs["codecs"], count=2)
+    shown = snippet(lambda doc: "uplink_codec" in doc.get("federation", {})).toml["federation"]
+    for trial in trials:
+        assert trial.params["uplink_codec"] in shown_slots("uplink_codec")
+    assert shown["downlink"] == "delta"
+
+
+def shown_slots(slot: str) -> list[str]:
+    return space_snippet(slot).toml["slots"][slot]
+
+
+def test_third_party_pruning_snippet_runs(jobs):
+    _all_complete(jobs["random-pruning"])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="shared MNIST not present")
+def test_mnist_dataset_snippet_runs(jobs):
+    (trial,) = _all_complete(jobs["mnist"])
+    assert trial.user_attrs["partition"]["examples"] == 48000  # MNIST less 20% validation
+
+
+def test_compressor_table_is_what_is_installed(registry):
+    shown = {name for _, name in COMPRESSOR_ROW.findall(README)}
+    assert shown == set(registry.names("compressor"))
+    assert shown == {name for combination in COMBINATIONS for name in combination.values()}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("index", range(len(COMBINATIONS)))
+def test_every_compressor_runs_on_every_family(jobs, family, index):
+    (trial,) = _all_complete(jobs[f"{family}-{index}"])
+    selection = trial.user_attrs["selection"]
+    assert selection["architecture"]["name"] == family
+    for stage, name in COMBINATIONS[index].items():
+        expected = "soft_target" if (family, name) == ("mlp", "attention") else name
+        assert selection[stage]["name"] == expected
+
+
+def test_many_workers_command_runs_on_postgres(tmp_path, postgres_url):
+    (command,) = [c for c in readme_commands() if "postgresql" in c]
+    shown_url = re.search(r"--storage (\S+)", command)[1]
+    study = tomllib.loads((REPO / "studies" / "quickstart.toml").read_text())
+    shutil.copytree(REPO / "search_spaces", tmp_path / "search_spaces")
+    write_toml(tmp_path / "studies" / "quickstart.toml", merged(study, BUDGET))
+    args = command.replace(shown_url, postgres_url).split()[1:]
+    result = fedsearch(*args, cwd=tmp_path, env=WIDE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="quickstart", storage=postgres_url).get_trials()
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE]
+
+
+def test_install_commands_name_real_extras_and_paths():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"])
+    installs = re.findall(r"pip install ([^&\n]+)", README)
+    assert installs
+    for install in installs:
+        for target in install.split():
+            if match := re.fullmatch(r"""-e|['"]?\.\[(\w+)\]['"]?""", target):
+                assert match[1] is None or match[1] in extras, install
+            elif target.startswith("./"):
+                assert (REPO / target).is_dir(), install
+    test_command = next(block.text for block in readme_blocks("bash") if "pytest" in block.text)
+    assert test_command.strip() in (REPO / ".ci" / "run").read_text()
