@@ -125,7 +125,6 @@ class MagnitudePruning(Compressor):
     def setup(self, context: CompressionContext) -> None:
         """Keep the model; compute the pruning rounds."""
         self.model = context.model
-        self.names = prunable_names(context.model)
         self.start_round = context.round_at(self.params.start_fraction)
         end = context.round_at(self.params.end_fraction)
         self.end_round = self.start_round if self.params.schedule == "one_shot" else end
@@ -165,9 +164,9 @@ class MagnitudePruning(Compressor):
         if step.training:
             if step.round < self.start_round or self.params.sparsity == 0:
                 return params
-            masks = {
-                name: (params[name].detach() != 0).to(params[name].dtype) for name in self.names
-            }
+            # read every time: factorisation or structured pruning may rename layers
+            names = prunable_names(self.model)
+            masks = {name: (params[name].detach() != 0).to(params[name].dtype) for name in names}
         else:
             masks = self.masks
         if not masks:

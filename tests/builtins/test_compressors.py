@@ -159,3 +159,15 @@ def test_distillation_without_a_teacher_is_a_config_error(registry):
 
     with pytest.raises(ConfigError, match="needs a teacher"):
         setup(registry, "soft_target", {}, nn.Linear(2, 3))
+
+
+def test_a_clients_mask_follows_layers_renamed_by_factorisation(registry):
+    model = two_layer_model()
+    svd = setup(registry, "svd", {"start_fraction": 0.0, "rank_ratio": 0.25}, model)
+    pruner = setup(registry, "magnitude", {"sparsity": 0.5, "start_fraction": 0.0}, model)
+    weights = weights_of(model)
+    svd.on_round_start(weights, 0)
+    pruner.on_round_start(weights, 0)
+    seen = pruner.transform_parameters(weights, CLIENT)
+    assert "1.0.weight" in seen and "1.weight" not in seen
+    assert torch.equal(seen["1.0.weight"] == 0, weights["1.0.weight"] == 0)
