@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fedsearch import get_registry
-from fedsearch.federated import LocalTrainer, choose_execution
+from fedsearch.federated import ClientJob, LocalTrainer, choose_execution
 from fedsearch.federated._parallel import close_client_pool, parallel_pays, usable_cores
 
 CLIENTS = 10
@@ -63,11 +63,12 @@ def time_path(model, inputs, labels, clients, epochs, batch, execution) -> float
         execution=execution,
     )
     weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    jobs = [ClientJob(client, indices) for client, indices in enumerate(clients)]
     started = time.perf_counter()
-    trainer.train_clients(weights, clients[:2] if execution != "parallel" else clients)  # warm-up
+    trainer.train_clients(weights, jobs[:2] if execution != "parallel" else jobs)  # warm-up
     startup = time.perf_counter() - started
     started = time.perf_counter()
-    trainer.train_clients(weights, clients)
+    trainer.train_clients(weights, jobs)
     elapsed = time.perf_counter() - started
     close_client_pool(trainer)
     return elapsed, startup - elapsed

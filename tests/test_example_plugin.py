@@ -32,7 +32,10 @@ def test_installed_plugin_appears_in_fedsearch_plugins(example_plugin_site):
     example = plugins["random-pruning"]
     assert example["distribution"] == "fedsearch-random-pruning"
     assert example["version"] == "0.1.0"
-    assert example["components"] == {"compressor": ["random"]}
+    assert example["components"] == {
+        "compressor": ["random", "logit_adjust"],
+        "middleware": ["gaussian_noise"],
+    }
 
 
 def test_a_study_uses_the_plugins_compressor(example_plugin_site, tmp_path):
@@ -63,4 +66,5 @@ def test_the_plugins_own_tests_pass_fedsearchs_conformance_suite(example_plugin_
         capture_output=True, text=True, env=env, cwd=tests,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "12 passed" in result.stdout  # six contract tests, two configurations
+    # eight compressor contract tests for three configurations, five middleware ones
+    assert "29 passed" in result.stdout

@@ -280,10 +280,6 @@ def compressor_job(root: Path, family: str, combination: dict[str, str]) -> Job:
         "teacher": {"architecture": {"name": teacher, "params": DROP}},
         "search": {"space": "space.toml"},
     }
-    if combination.get("quantize") == "uniform":
-        # TODO(issue 11): the asymmetric uniform quantizer fails under vmap (MLP clients train
-        # vectorized); drop this once the runtime trains it vectorized or falls back itself.
-        changes["federation"] = {"execution": "sequential"}
     space = tiny_space(slots=slots, dimensions=dimensions)
     folder = root / f"{family}-{'-'.join(combination.values())}"
     study = tiny_study(**merged(BUDGET, changes))
@@ -313,6 +309,9 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
             ],
         ),
         "execution": study_job(root, "execution", [federation], federation={"rounds": early}),
+        "middleware": study_job(
+            root, "middleware", [snippet(lambda doc: "middleware" in doc.get("federation", {}))]
+        ),
         "codecs": study_job(
             root,
             "codecs",

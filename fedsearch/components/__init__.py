@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedsearch.components._architecture import Architecture
 from fedsearch.components._base import Component, Weights
+from fedsearch.components._channel import DIRECTIONS, Channel, Direction, Traffic, Transfer
 from fedsearch.components._codec import PIPELINE_SEPARATOR, Codec, compose_codecs
 from fedsearch.components._compressor import (
     STAGES,
@@ -11,7 +12,10 @@ from fedsearch.components._compressor import (
     CompressionContext,
     Compressor,
     Stage,
+    StepContext,
     Teacher,
+    can_vectorize,
+    keeps_client_state,
 )
 from fedsearch.components._dataset import Dataset, DatasetSplits
 from fedsearch.components._factory import (
@@ -19,6 +23,7 @@ from fedsearch.components._factory import (
     FactoryArchitecture,
     ModelFactory,
 )
+from fedsearch.components._middleware import Middleware, PayloadContext
 from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
     ComponentParams,
@@ -31,7 +36,7 @@ from fedsearch.components._params import (
 )
 from fedsearch.components._partitioner import Partitioner
 from fedsearch.components._sampler import Sampler
-from fedsearch.components._strategy import Channel, ClientUpdate, ServerRound, Strategy
+from fedsearch.components._strategy import ClientUpdate, ServerRound, Strategy
 
 COMPONENT_KINDS: dict[str, type[Component]] = {
     base.kind: base
@@ -44,12 +49,14 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
         Codec,
         Sampler,
         Objective,
+        Middleware,
     )
 }
 """Every component kind, by its name."""
 
 __all__ = [
     "COMPONENT_KINDS",
+    "DIRECTIONS",
     "FACTORY_ARCHITECTURE",
     "PIPELINE_SEPARATOR",
     "STAGES",
@@ -64,11 +71,14 @@ __all__ = [
     "Compressor",
     "Dataset",
     "DatasetSplits",
+    "Direction",
     "FactoryArchitecture",
+    "Middleware",
     "ModelFactory",
     "NoParams",
     "Objective",
     "Partitioner",
+    "PayloadContext",
     "Sampler",
     "SearchChoices",
     "SearchHint",
@@ -76,9 +86,14 @@ __all__ = [
     "SearchRange",
     "ServerRound",
     "Stage",
+    "StepContext",
     "Strategy",
     "Teacher",
+    "Traffic",
+    "Transfer",
     "Weights",
+    "can_vectorize",
     "compose_codecs",
+    "keeps_client_state",
     "search_hint",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,6 +78,11 @@ class Teacher:
         return {self.DOWNLOAD: self.weights}
 
 
+def mixed_seed(*values: int) -> int:
+    """One 64-bit seed from several integers (a trial seed, a client id, ...)."""
+    return int(np.random.SeedSequence([abs(v) for v in values]).generate_state(2, np.uint64)[0])
+
+
 @dataclass(frozen=True)
 class CompressionContext:
     """What a compressor sees when a trial starts.
@@ -85,15 +91,49 @@ class CompressionContext:
         model: The student, freshly built.
         num_rounds: Federated rounds the trial will run.
         teacher: The study's teacher, when the study has one.
+        seed: The trial's seed; seed per-client generators from it (never the
+            global RNG).
     """
 
     model: nn.Module
     num_rounds: int
     teacher: Teacher | None
+    seed: int = 0
+
+    def client_generator(self, client: int) -> torch.Generator:
+        """A generator for ``client`` alone, seeded from the trial's seed and the client id."""
+        return torch.Generator().manual_seed(mixed_seed(self.seed, client))
 
     def round_at(self, fraction: float) -> int:
         """The round index at ``fraction`` of the trial's rounds (at most the last one)."""
         return min(round(fraction * self.num_rounds), self.num_rounds - 1)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a per-step hook (``transform_parameters``, ``training_loss``) runs.
+
+    Attributes:
+        round: Index of the federated round, from 0.
+        client: The client training; None on the server (evaluation, the
+            artifact) and for a group of clients trained together under
+            ``torch.func.vmap``.
+        training: True in local training; False when the model is evaluated
+            or stored.
+        state: This compressor's state for ``client``: the object its
+            ``client_state(client)`` returned, kept by the runtime from one
+            round to the next; None on the server and for stateless compressors.
+    """
+
+    round: int
+    client: int | None
+    training: bool
+    state: Any = None
+
+    @classmethod
+    def evaluating(cls, round_index: int) -> StepContext:
+        """The server's context: evaluation or storing, no client, no state."""
+        return cls(round=round_index, client=None, training=False)
 
 
 class Compressor(Component):
@@ -111,22 +151,49 @@ class Compressor(Component):
        low-rank factorisation do. Clients then train the smaller model, the
        channel carries (and counts) the smaller payloads, and the artifact
        records the new module shapes so the loader rebuilds that model.
-    3. Every local step, on each client: the forward pass uses
-       ``transform_parameters`` of every compressor in stage order (masks,
-       fake quantization with a straight-through estimator), and the loss goes
-       through ``training_loss`` (e.g. distillation).
-    4. At the end: ``stored_tensors`` says how tensors are written to the
+    3. The first time a client trains: ``client_state(client)``, once per
+       client; the runtime keeps what it returns for that client alone and
+       discards it when the trial ends.
+    4. Every local step, on each client: the forward pass uses
+       ``transform_parameters(params, step)`` of every compressor in stage
+       order (masks, fake quantization with a straight-through estimator),
+       and the loss goes through ``training_loss(loss, logits, batch, step)``
+       (e.g. distillation). ``step`` (a ``StepContext``) says the round, the
+       client, whether it is training, and carries this compressor's state for
+       that client. Evaluation and the artifact call ``transform_parameters``
+       with ``step.training`` False and no client.
+    5. At the end: ``stored_tensors`` says how tensors are written to the
        artifact (e.g. integer codes and scales); tensors no compressor claims
        are stored as float32.
 
-    ``one_time_downloads`` names payloads each client must receive once (e.g.
-    teacher weights); the channel sends and counts them.
+    No side channels: on a client, ``transform_parameters`` and
+    ``training_loss`` may use only the params they are given (what the client
+    received and trained), the step's state, and public configuration (params,
+    the round schedule); never state the server-side hooks computed from other
+    clients' data. ``one_time_downloads`` names payloads each client must
+    receive once (e.g. teacher weights); the channel sends and counts them.
+    Never touch the global RNG: seed a ``torch.Generator`` from
+    ``context.seed`` (and the client id) instead.
+
+    Vectorized training. For models without convolutions, ``execution =
+    "auto"`` trains a round's clients together under ``torch.func.vmap``:
+    ``transform_parameters`` and ``training_loss`` then see batched tensors and
+    one call serves every client of a group (``step.client`` is None, no state).
+    They must be vmap-safe: no boolean-mask indexing (``x[mask] = ...``), no
+    ``.item()`` or Python branches on tensor values, no in-place writes into
+    inputs; use ``torch.where`` and arithmetic instead. A compressor that
+    cannot be, sets ``vectorizable = False``; one that keeps per-client state
+    is never vectorized. ``auto`` then trains sequentially, and an explicit
+    ``execution = "vectorized"`` is refused. ``fedsearch.testing
+    .CompressorTestCase`` runs both paths.
 
     Required: ``setup``. Everything else defaults to a no-op.
     """
 
     kind: ClassVar[str] = "compressor"
     stage: ClassVar[Stage]
+    vectorizable: ClassVar[bool] = True
+    """False when the per-step hooks cannot run under ``torch.func.vmap``."""
 
     @abstractmethod
     def setup(self, context: CompressionContext) -> None:
@@ -135,11 +202,22 @@ class Compressor(Component):
     def on_round_start(self, weights: Weights, round_index: int) -> None:
         """Server side, before the weights are broadcast; may edit ``weights`` in place."""
 
-    def transform_parameters(self, params: Weights) -> Weights:
+    def client_state(self, client: int) -> Any:
+        """A fresh per-client state for ``client`` (None: the compressor keeps none).
+
+        Override to keep something per client (a regressor, running
+        statistics); it reaches every step of that client as ``step.state``
+        and no other client ever sees it.
+        """
+        return None
+
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """The parameters the forward pass uses; must stay differentiable."""
         return params
 
-    def training_loss(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def training_loss(
+        self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch, step: StepContext
+    ) -> torch.Tensor:
         """The local training loss, given the loss of the stages before."""
         return loss
 
@@ -150,3 +228,14 @@ class Compressor(Component):
     def stored_tensors(self, params: Weights) -> dict[str, QuantizedTensor]:
         """How to store tensors in the artifact, given the transformed parameters so far."""
         return {}
+
+
+def keeps_client_state(compressor: Compressor | type[Compressor]) -> bool:
+    """Whether the compressor declares per-client state (overrides ``client_state``)."""
+    cls = compressor if isinstance(compressor, type) else type(compressor)
+    return cls.client_state is not Compressor.client_state
+
+
+def can_vectorize(compressor: Compressor | type[Compressor]) -> bool:
+    """Whether the compressor may train under ``torch.func.vmap``."""
+    return compressor.vectorizable and not keeps_client_state(compressor)

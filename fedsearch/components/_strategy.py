@@ -1,9 +1,9 @@
-"""Strategy components: server-side aggregation, and the channel they talk to."""
+"""Strategy components: server-side client selection and aggregation."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -47,53 +47,22 @@ class ServerRound:
     rng: np.random.Generator
 
 
-class Channel(ABC):
-    """The only way between the server and the clients.
-
-    The channel encodes every payload with the configured codecs, runs local
-    training on the selected clients, and counts the length of every encoded
-    payload that crosses it: the single place where communication is measured.
-    """
-
-    @property
-    @abstractmethod
-    def num_clients(self) -> int:
-        """How many clients exist."""
-
-    @abstractmethod
-    def train(
-        self,
-        client_ids: Sequence[int],
-        weights: Weights,
-        config: Mapping[str, float] | None = None,
-    ) -> list[ClientUpdate]:
-        """Send ``weights`` to the clients, train them locally, return their updates.
-
-        ``config`` carries the strategy's local-training settings (see
-        ``Strategy.fit_config``), such as FedProx's ``proximal_mu``.
-        """
-
-
 class Strategy(Component):
     """Server aggregation, in the manner of Flower's ``Strategy``.
 
-    Call order, once per round, driven by the simulation through ``run_round``:
+    Call order, once per round, driven by the simulation's round
+    (``fedsearch.federated.run_round``):
 
     1. ``select_clients``: which clients take part (uniform sampling by default);
     2. ``fit_config``: local-training settings sent along (none by default);
-    3. ``channel.train``: the channel delivers the weights and returns decoded updates;
+    3. the grid delivers the weights through middleware and the channel, the
+       clients train, their updates come back the same way, decoded;
     4. ``aggregate``: the new global weights.
 
     Required: ``aggregate``. Strategies never touch clients or count bytes.
     """
 
     kind: ClassVar[str] = "strategy"
-
-    def run_round(self, channel: Channel, weights: Weights, server_round: ServerRound) -> Weights:
-        """Run one round and return the new global weights."""
-        client_ids = self.select_clients(channel.num_clients, server_round)
-        updates = channel.train(client_ids, weights, self.fit_config(server_round))
-        return self.aggregate(weights, updates, server_round)
 
     def fit_config(self, server_round: ServerRound) -> dict[str, float]:
         """Local-training settings for this round's clients, e.g. ``{"proximal_mu": 0.01}``."""

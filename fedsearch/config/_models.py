@@ -48,6 +48,8 @@ class FederationConfig(StrictModel):
     ``[{ name = "topk" }, { name = "qsgd" }]``). ``downlink = "model"`` sends the
     global model to the clients of a round; ``"delta"`` sends each client the
     difference between the global model and what that client last received.
+    ``middleware`` lists payload transforms (``[{ name = "clip_update", params =
+    { max_norm = 1.0 } }]``), applied in order on every client and server.
     """
 
     num_clients: int = Field(10, ge=1)
@@ -67,6 +69,11 @@ class FederationConfig(StrictModel):
     uplink_codec: ComponentRef | list[ComponentRef] = ComponentRef(name="float32")
     downlink_codec: ComponentRef | list[ComponentRef] = ComponentRef(name="float32")
     downlink: Literal["model", "delta"] = "model"
+    initial_model: Literal["download", "seeded"] = "download"
+    """Delta downlink: a client's first model is downloaded in full and counted
+    (``download``), or built from the study seed with no transfer (``seeded``)."""
+    middleware: list[ComponentRef] = Field(default_factory=list)
+    """Payload transforms around the channel, applied in order (clipping, noise)."""
 
     @model_validator(mode="after")
     def _early_abort_within_rounds(self) -> FederationConfig:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from fedsearch.federated._channel import SimulatedChannel, TrafficCounter
+from fedsearch.federated._channel import SimulatedChannel
+from fedsearch.federated._client_runtime import ClientFit, ClientRuntime
 from fedsearch.federated._data import FederatedData, prepare_federated_data
 from fedsearch.federated._device import device_note, resolve_device
-from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch.federated._downlink import Downlink
+from fedsearch.federated._functional import (
+    model_weights,
+    proximal_term,
+    step_contexts,
+    transformed,
+)
+from fedsearch.federated._grid import RoundMetrics, RoundResult, SimulatedGrid, run_round
+from fedsearch.federated._middleware_chain import MiddlewareChain
 from fedsearch.federated._simulation import (
     FederatedRun,
     RoundCallback,
@@ -14,6 +23,7 @@ from fedsearch.federated._simulation import (
     run_federated,
 )
 from fedsearch.federated._training import (
+    ClientJob,
     Execution,
     LocalTrainer,
     accuracy,
@@ -23,15 +33,22 @@ from fedsearch.federated._training import (
 )
 
 __all__ = [
+    "ClientFit",
+    "ClientJob",
+    "ClientRuntime",
+    "Downlink",
     "Execution",
     "FederatedData",
     "FederatedRun",
     "LocalTrainer",
+    "MiddlewareChain",
     "RoundCallback",
+    "RoundMetrics",
     "RoundRecord",
+    "RoundResult",
     "SimulatedChannel",
+    "SimulatedGrid",
     "SimulationResult",
-    "TrafficCounter",
     "accuracy",
     "choose_execution",
     "device_note",
@@ -42,5 +59,7 @@ __all__ = [
     "proximal_term",
     "resolve_device",
     "run_federated",
+    "run_round",
+    "step_contexts",
     "transformed",
 ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from fedsearch.components import Compressor, Weights
+from fedsearch.components import Compressor, StepContext, Weights
 
 
 def model_weights(model: nn.Module) -> Weights:
@@ -15,11 +18,34 @@ def model_weights(model: nn.Module) -> Weights:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
-def transformed(weights: Weights, compressors: Sequence[Compressor]) -> Weights:
-    """The weights the forward pass sees after every compressor's transform."""
-    for compressor in compressors:
-        weights = compressor.transform_parameters(weights)
+def transformed(
+    weights: Weights, compressors: Sequence[Compressor], steps: Sequence[StepContext]
+) -> Weights:
+    """The weights the forward pass sees after every compressor's transform.
+
+    Args:
+        weights: The weights to transform.
+        compressors: The trial's compressors, in stage order.
+        steps: One context per compressor (see ``step_contexts``).
+    """
+    for compressor, step in zip(compressors, steps, strict=True):
+        weights = compressor.transform_parameters(weights, step)
     return weights
+
+
+def step_contexts(
+    compressors: Sequence[Compressor],
+    round_index: int,
+    *,
+    client: int | None = None,
+    training: bool = False,
+    states: Sequence[Any] = (),
+) -> list[StepContext]:
+    """One ``StepContext`` per compressor; ``states`` holds each one's state for ``client``."""
+    return [
+        StepContext(round_index, client, training, states[position] if states else None)
+        for position in range(len(compressors))
+    ]
 
 
 def proximal_term(
@@ -29,3 +55,50 @@ def proximal_term(
     if mu == 0.0:
         return 0.0
     return 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+
+
+@dataclass(frozen=True)
+class LocalSGD:
+    """What one round of local SGD needs, on any execution path.
+
+    Attributes:
+        model: The architecture; never modified (weights go through ``functional_call``).
+        inputs: All training examples (shared by every client).
+        labels: Their labels.
+        compressors: The trial's compressors, in stage order.
+        learning_rate: SGD step size.
+        proximal_mu: FedProx coefficient of ``mu / 2 * ||w - w_start||^2``.
+        round: Index of the round being trained.
+    """
+
+    model: nn.Module
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    compressors: tuple[Compressor, ...]
+    learning_rate: float
+    proximal_mu: float = 0.0
+    round: int = 0
+
+    def trainable(self, weights: Weights) -> list[str]:
+        """Names of the trained tensors, in ``weights`` order.
+
+        Read every round: compressors may restructure the model between
+        rounds (structured pruning, low-rank factorisation).
+        """
+        names = {name for name, _ in self.model.named_parameters()}
+        return [name for name in weights if name in names]
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """One client to train this round.
+
+    Attributes:
+        client: The client's id.
+        indices: Its training-example indices.
+        states: Per compressor, its state for this client (empty: none kept).
+    """
+
+    client: int
+    indices: np.ndarray
+    states: tuple[Any, ...] = ()

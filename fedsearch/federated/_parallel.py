@@ -12,11 +12,10 @@ not depend on the number of workers or on which worker trained which client.
 Per round, the model and the compressors travel pickled (they
 change between rounds: masks, schedules, restructured modules).
 
-Why a hand-written pool instead of ``torch.multiprocessing.Pool`` or
-``concurrent.futures``: those pickle every task's arguments and results
-(a model-sized tensor per client, each a fresh shared-memory segment) and
-cannot keep per-worker state (the data on the worker's device, one thread);
-here only index arrays and losses cross the pipes.
+Why a hand-written pool, not ``torch.multiprocessing.Pool`` or ``concurrent.futures``:
+those pickle every task's arguments and results (a model-sized tensor per client)
+and keep no per-worker state (data on the worker's device, one thread); here only
+index arrays and losses cross the pipes.
 
 Workers ignore SIGINT (Ctrl-C reaches the parent, which stops them), exit
 when the parent dies, and are terminated when the pool closes: explicitly
@@ -42,6 +41,7 @@ import torch
 from fedsearch._errors import FedsearchError
 from fedsearch.components import Weights
 from fedsearch.federated._device import worker_devices
+from fedsearch.federated._functional import ClientJob, LocalSGD
 
 if TYPE_CHECKING:
     from fedsearch.federated._training import LocalTrainer
@@ -116,12 +116,10 @@ def pickled_state(trainer: LocalTrainer) -> bytes | None:
     """The trainer's class, model, compressors and learning rate as one pickle, or None.
 
     One pickle keeps shared references intact (a compressor holding the model
-    gets the worker's copy of that model). Compressors that keep live state
-    such as forward hooks (feature distillation) do not pickle; their rounds
-    train in-process (sequentially). Compressors with per-client state have
-    no contract yet (the runtime does not hold per-client state): a compressor
-    that mutates itself while training would see that state discarded after
-    every round in a worker, so such plugins must not pickle.
+    gets the worker's copy of that model). Compressors that hold live objects
+    such as forward hooks do not pickle, and their rounds train in-process; so
+    do rounds whose clients carry per-client state (``Compressor.client_state``),
+    which lives in the parent's runtime and never travels to a worker.
     """
     state = (type(trainer), trainer.model, trainer.compressors, trainer.learning_rate)
     try:
@@ -151,9 +149,11 @@ def balanced_shares(costs: Sequence[int], workers: int) -> list[list[int]]:
     return [sorted(share) for share in shares]
 
 
-def _task(slot: int, batches: Sequence[torch.Tensor]) -> tuple[int, np.ndarray, list[int]]:
+def _task(
+    slot: int, client: int, batches: Sequence[torch.Tensor]
+) -> tuple[int, int, np.ndarray, list[int]]:
     positions = torch.cat(list(batches)).numpy() if batches else np.zeros(0, np.int64)
-    return slot, positions, [len(batch) for batch in batches]
+    return slot, client, positions, [len(batch) for batch in batches]
 
 
 def _layout(weights: Weights) -> Layout:
@@ -230,7 +230,8 @@ class ClientPool:
         state: bytes,
         weights: Weights,
         client_batches: Sequence[Sequence[torch.Tensor]],
-        proximal_mu: float,
+        clients: Sequence[int],
+        sgd: LocalSGD,
     ) -> list[ClientResult]:
         """Train every client from ``weights``; its new weights and mean loss, in client order.
 
@@ -246,8 +247,9 @@ class ClientPool:
             busy = []
             for connection, slots in zip(self._connections, shares, strict=True):
                 if slots:
-                    tasks = [_task(slot, client_batches[slot]) for slot in slots]
-                    connection.send_bytes(pickle.dumps(("round", state, proximal_mu, tasks)))
+                    tasks = [_task(slot, clients[slot], client_batches[slot]) for slot in slots]
+                    settings = (sgd.proximal_mu, sgd.round)
+                    connection.send_bytes(pickle.dumps(("round", state, settings, tasks)))
                     busy.append(connection)
             while busy:
                 busy = self._collect(busy, losses)
@@ -313,14 +315,17 @@ def _worker_main(
             return
         if message[0] == "stop":
             return
-        _, state, proximal_mu, tasks = message
+        _, state, (proximal_mu, round_index), tasks = message
         try:
             trainer = _round_trainer(state, inputs, labels, device)
+            sgd = LocalSGD(trainer.model, inputs, labels, trainer.compressors,
+                           trainer.learning_rate, proximal_mu, round_index)  # fmt: skip
             losses = {}
-            for slot, positions, sizes in tasks:
+            for slot, client, positions, sizes in tasks:
                 batches = list(torch.from_numpy(positions).split(sizes))
                 weights = {name: tensor.to(device) for name, tensor in start.items()}
-                local, losses[slot] = trainer._train_one(weights, batches, proximal_mu)
+                job = ClientJob(client, positions)  # workers serve stateless clients only
+                local, losses[slot] = trainer._train_one(sgd, weights, batches, job)
                 for name, tensor in local.items():
                     results[name][slot].copy_(tensor)
             reply: tuple[str, Any] = ("done", losses)
@@ -356,7 +361,8 @@ def train_parallel(
     state: bytes,
     weights: Weights,
     client_batches: Sequence[Sequence[torch.Tensor]],
-    proximal_mu: float,
+    clients: Sequence[int],
+    sgd: LocalSGD,
 ) -> list[ClientResult]:
     """Train a round's clients in ``trainer``'s pool of workers (started on first use).
 
@@ -365,7 +371,8 @@ def train_parallel(
         state: ``pickled_state(trainer)`` of this round.
         weights: The global weights every client starts from.
         client_batches: Per client, its batches of example positions, in order.
-        proximal_mu: FedProx coefficient.
+        clients: The clients' ids, in the same order (their step contexts).
+        sgd: The round's local SGD settings (round index, FedProx coefficient).
     """
     pool = _POOLS.get(trainer)
     if pool is not None and not pool.fits(weights, len(client_batches)):
@@ -383,7 +390,7 @@ def train_parallel(
         )
         _POOLS[trainer] = pool
         weakref.finalize(trainer, pool.close)
-    return pool.train(state, weights, client_batches, proximal_mu)
+    return pool.train(state, weights, client_batches, clients, sgd)
 
 
 def close_client_pool(trainer: LocalTrainer) -> None:

@@ -9,11 +9,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedsearch.components import Codec, Compressor, ServerRound, Strategy, Weights
+from fedsearch.components import (
+    Codec,
+    Compressor,
+    Middleware,
+    ServerRound,
+    Strategy,
+    Traffic,
+    Weights,
+)
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
+from fedsearch.federated._client_runtime import ClientRuntime
 from fedsearch.federated._data import FederatedData
-from fedsearch.federated._functional import model_weights, transformed
+from fedsearch.federated._downlink import Downlink
+from fedsearch.federated._functional import model_weights, step_contexts, transformed
+from fedsearch.federated._grid import SimulatedGrid, run_round
+from fedsearch.federated._middleware_chain import MiddlewareChain
 from fedsearch.federated._parallel import close_client_pool
 from fedsearch.federated._training import LocalTrainer, accuracy
 
@@ -62,8 +74,9 @@ class FederatedRun:
         strategy: Server aggregation.
         downlink_codec: Encodes server-to-client payloads.
         uplink_codec: Encodes client-to-server payloads.
-        seed: Seeds client sampling and local shuffling.
+        seed: Seeds client sampling, local shuffling and middleware noise.
         device: Where clients train (a GPU: in worker processes spread over the GPUs).
+        middleware: Payload transforms around the channel, in order.
     """
 
     data: FederatedData
@@ -73,6 +86,7 @@ class FederatedRun:
     uplink_codec: Codec
     seed: int
     device: torch.device | None = None
+    middleware: tuple[Middleware, ...] = ()
 
 
 def run_federated(
@@ -113,50 +127,65 @@ def run_federated(
         device=run.device,
     )
     weights = model_weights(model)
-    channel = SimulatedChannel(
-        trainer,
-        run.data.client_indices,
-        downlink_codec=run.downlink_codec,
-        uplink_codec=run.uplink_codec,
-        one_time_downloads=one_time_downloads,
-        downlink=federation.downlink,
-        initial_weights=weights,
+    grid = SimulatedGrid(
+        SimulatedChannel(downlink_codec=run.downlink_codec, uplink_codec=run.uplink_codec),
+        ClientRuntime(trainer, run.data.client_indices),
+        Downlink(
+            federation.downlink,
+            weights,
+            initial_model=federation.initial_model,
+            one_time_downloads=one_time_downloads,
+        ),
+        MiddlewareChain(run.middleware, run.seed),
     )
     rng = np.random.default_rng(run.seed)
     history = []
-    for index in range(num_rounds):
-        for compressor in compressors:
-            compressor.on_round_start(weights, index)
-        traffic = channel.traffic
-        before = (traffic.downlink, traffic.uplink, traffic.one_time)
-        server_round = ServerRound(index, num_rounds, federation.fraction, rng)
-        weights = run.strategy.run_round(channel, weights, server_round)
-        evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
-        record = RoundRecord(
-            round=index + 1,
-            val_accuracy=_val_accuracy(model, run.data, weights, compressors) if evaluate else None,
-            train_loss=channel.last_round_loss,
-            downlink_bytes=traffic.downlink - before[0],
-            uplink_bytes=traffic.uplink - before[1],
-            one_time_bytes=traffic.one_time - before[2],
-            execution=trainer.last_execution,
-        )
-        history.append(record)
-        if on_round is not None:
-            on_round(record)
-    close_client_pool(trainer)
+    total = Traffic()
+    try:
+        for index in range(num_rounds):
+            for compressor in compressors:
+                compressor.on_round_start(weights, index)
+            server_round = ServerRound(index, num_rounds, federation.fraction, rng)
+            result = run_round(run.strategy, grid, weights, server_round)
+            weights, metrics = result.weights, result.metrics
+            total += metrics.traffic
+            evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
+            record = RoundRecord(
+                round=index + 1,
+                val_accuracy=_val_accuracy(model, run.data, weights, compressors, index)
+                if evaluate
+                else None,
+                train_loss=metrics.train_loss,
+                downlink_bytes=metrics.traffic.downlink,
+                uplink_bytes=metrics.traffic.uplink,
+                one_time_bytes=metrics.traffic.one_time,
+                execution=metrics.execution,
+            )
+            history.append(record)
+            if on_round is not None:
+                on_round(record)
+    finally:
+        grid.close()  # every client's state goes with the run
+        close_client_pool(trainer)
     return SimulationResult(
         weights=weights,
         history=history,
-        downlink_bytes=channel.traffic.downlink,
-        uplink_bytes=channel.traffic.uplink,
-        one_time_bytes=channel.traffic.one_time,
-        one_time_by_name=dict(channel.traffic.one_time_by_name),
+        downlink_bytes=total.downlink,
+        uplink_bytes=total.uplink,
+        one_time_bytes=total.one_time,
+        one_time_by_name=dict(total.one_time_by_name),
     )
 
 
 def _val_accuracy(
-    model: nn.Module, data: FederatedData, weights: Weights, compressors: Sequence[Compressor]
+    model: nn.Module,
+    data: FederatedData,
+    weights: Weights,
+    compressors: Sequence[Compressor],
+    round_index: int,
 ) -> float:
+    steps = step_contexts(compressors, round_index)
     with torch.no_grad():
-        return accuracy(model, data.val_inputs, data.val_labels, transformed(weights, compressors))
+        return accuracy(
+            model, data.val_inputs, data.val_labels, transformed(weights, compressors, steps)
+        )

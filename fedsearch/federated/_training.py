@@ -6,6 +6,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -14,9 +15,16 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from fedsearch._errors import DivergenceError
-from fedsearch.components import Batch, Compressor, Weights
-from fedsearch.federated._functional import model_weights, proximal_term, transformed
+from fedsearch._errors import ConfigError, DivergenceError
+from fedsearch.components import Batch, Compressor, Weights, can_vectorize
+from fedsearch.federated._functional import (
+    ClientJob,
+    LocalSGD,
+    model_weights,
+    proximal_term,
+    step_contexts,
+    transformed,
+)
 from fedsearch.federated._parallel import parallel_state, train_parallel
 from fedsearch.federated._vectorized import train_vectorized
 
@@ -55,14 +63,26 @@ def choose_execution(
     only on the model and the round, so a trial stays deterministic. A
     compressor with its own ``training_loss`` (distillation) also keeps
     ``auto`` sequential: losses such as ``kl_div`` have no vmap batching rule
-    and fall back to a slow per-client loop. Batch norms keep ``auto``
-    sequential too: ``vmap`` cannot update their running statistics in place.
+    and fall back to a slow per-client loop. So does a compressor that cannot
+    be vectorized (``vectorizable = False``, or per-client state), and so do
+    batch norms: ``vmap`` cannot update their running statistics in place.
+
+    Raises:
+        ConfigError: ``vectorized`` was requested with such a compressor.
     """
+    refused = [compressor.name for compressor in compressors if not can_vectorize(compressor)]
+    if requested == "vectorized" and refused:
+        raise ConfigError(
+            f"compressor {', '.join(map(repr, refused))} cannot be trained under "
+            "torch.func.vmap (vectorizable = False or per-client state); set execution to "
+            '"auto" or "sequential"',
+            field="federation.execution",
+        )
     if requested == "parallel":  # only here when the round cannot train in workers
         return "sequential"
     if requested != "auto":
         return requested
-    if num_clients < 2 or any(_changes_loss(compressor) for compressor in compressors):
+    if num_clients < 2 or refused or any(_changes_loss(c) for c in compressors):
         return "sequential"
     if any(isinstance(module, _NOT_VECTORIZED) for module in model.modules()):
         return "sequential"
@@ -98,14 +118,29 @@ def _changes_loss(compressor: Compressor) -> bool:
     return type(compressor).training_loss is not Compressor.training_loss
 
 
-class LocalTrainer:
-    """Runs local SGD for the clients of a round on one shared model and one copy of the data.
+@dataclass(frozen=True)
+class TrainedClients:
+    """What local training returned: per client (in job order) its weights and mean loss.
 
-    Clients hold index arrays only; their examples are gathered from the shared
-    tensors batch by batch. A round's clients are trained one after another
+    Attributes:
+        results: ``(new weights, mean training loss)`` per client.
+        execution: The path that trained them (``sequential``, ``vectorized``).
+    """
+
+    results: list[tuple[Weights, float]]
+    execution: str
+
+
+class LocalTrainer:
+    """Runs local SGD for clients on one shared model and one copy of the data.
+
+    The one entry point is ``train_clients``: train these clients from these
+    weights. Clients hold index arrays only; their examples are gathered from
+    the shared tensors batch by batch. They are trained one after another
     (``sequential``) or together with ``torch.func.vmap`` over stacked client
     weights (``vectorized``); both give the same weights within float tolerance
-    and draw the same shuffles from ``generator``.
+    and draw the same shuffles from ``generator``. The trainer keeps no
+    per-client state: each job carries its client's compressor states.
 
     Args:
         model: The model architecture; the trainer never changes its tensors
@@ -140,7 +175,7 @@ class LocalTrainer:
         self.model = model
         self.inputs = inputs
         self.labels = labels
-        self.compressors = list(compressors)
+        self.compressors = tuple(compressors)
         self.local_epochs = local_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -149,54 +184,59 @@ class LocalTrainer:
         self.workers = workers
         self.device = device
         self._work_model: nn.Module | None = None
-        self.last_execution = ""
-
-    @property
-    def trainable(self) -> list[str]:
-        """Names of the model's parameters, read every time: compressors may restructure
-        the model between rounds (structured pruning, low-rank factorisation)."""
-        return [name for name, _ in self.model.named_parameters()]
-
-    def train(self, weights: Weights, indices: np.ndarray) -> tuple[Weights, float]:
-        """Train one client from ``weights`` on the examples at ``indices``.
-
-        Returns:
-            The new weights and the mean training loss.
-        """
-        return self.train_clients(weights, [indices])[0]
 
     def train_clients(
-        self, weights: Weights, client_indices: Sequence[np.ndarray], *, proximal_mu: float = 0.0
-    ) -> list[tuple[Weights, float]]:
+        self,
+        weights: Weights,
+        jobs: Sequence[ClientJob],
+        *,
+        round_index: int = 0,
+        proximal_mu: float = 0.0,
+    ) -> TrainedClients:
         """Train each client from ``weights``; return its new weights and mean loss, in order.
 
         Args:
-            weights: The global weights every client starts from.
-            client_indices: Per client, its training-example indices.
+            weights: The weights every client starts from.
+            jobs: The clients, with their data and compressor states.
+            round_index: The round being trained (the compressors' step context).
             proximal_mu: FedProx coefficient of ``mu / 2 * ||w - weights||^2``.
         """
-        orders = [self._batches(indices) for indices in client_indices]
-        state = parallel_state(self, orders)
-        self.last_execution = (
-            "parallel"
-            if state
-            else choose_execution(self.model, self.execution, len(orders), self.compressors)
+        sgd = LocalSGD(
+            self.model,
+            self.inputs,
+            self.labels,
+            self.compressors,
+            self.learning_rate,
+            proximal_mu,
+            round_index,
         )
+        orders = [self._batches(job.indices) for job in jobs]
+        # Workers keep nothing between rounds: clients with compressor state train in-process.
+        stateless = all(state is None for job in jobs for state in job.states)
+        pickled = parallel_state(self, orders) if stateless else None
+        if pickled is not None:
+            execution = "parallel"
+        else:
+            execution = choose_execution(self.model, self.execution, len(orders), self.compressors)
         self.model.train()
         with intra_op_threads(self.model):
-            if state:
-                results = train_parallel(self, state, weights, orders, proximal_mu)
-            elif self.last_execution == "vectorized":
-                results = train_vectorized(self, weights, orders, proximal_mu)
+            if pickled is not None:
+                clients = [job.client for job in jobs]
+                results = train_parallel(self, pickled, weights, orders, clients, sgd)
+            elif execution == "vectorized":
+                results = train_vectorized(sgd, weights, orders)
             else:
-                results = [self._train_one(weights, batches, proximal_mu) for batches in orders]
+                results = [
+                    self._train_one(sgd, weights, batches, job)
+                    for batches, job in zip(orders, jobs, strict=True)
+                ]
         for _, mean_loss in results:
             if not math.isfinite(mean_loss):
                 raise DivergenceError(
                     f"training loss is {mean_loss} (learning rate {self.learning_rate}); "
                     "lower the learning rate or narrow the search ranges"
                 )
-        return results
+        return TrainedClients(results, execution)
 
     def _batches(self, indices: np.ndarray) -> list[torch.Tensor]:
         positions = torch.from_numpy(np.asarray(indices, dtype=np.int64))
@@ -207,9 +247,12 @@ class LocalTrainer:
         return batches
 
     def _train_one(
-        self, weights: Weights, batches: list[torch.Tensor], proximal_mu: float
+        self, sgd: LocalSGD, weights: Weights, batches: list[torch.Tensor], job: ClientJob
     ) -> tuple[Weights, float]:
-        names = self.trainable
+        names = sgd.trainable(weights)
+        steps = step_contexts(
+            self.compressors, sgd.round, client=job.client, training=True, states=job.states
+        )
         if self.compressors:
             local = {
                 name: tensor.detach().clone().requires_grad_(name in names)
@@ -217,7 +260,7 @@ class LocalTrainer:
             }
             trainable = [local[name] for name in names]
             forward = lambda x: functional_call(  # noqa: E731
-                self.model, transformed(local, self.compressors), (x,)
+                self.model, transformed(local, self.compressors, steps), (x,)
             )
         else:
             model = self._loaded_work_model(weights)
@@ -229,11 +272,10 @@ class LocalTrainer:
             batch = Batch(self.inputs[positions], self.labels[positions], positions)
             logits = forward(batch.inputs)
             loss = F.cross_entropy(logits, batch.targets)
-            for compressor in self.compressors:
-                loss = compressor.training_loss(loss, logits, batch)
-            objective = (
-                loss + proximal_term(trainable, anchors, proximal_mu) if proximal_mu else loss
-            )
+            for compressor, step in zip(self.compressors, steps, strict=True):
+                loss = compressor.training_loss(loss, logits, batch, step)
+            mu = sgd.proximal_mu
+            objective = loss + proximal_term(trainable, anchors, mu) if mu else loss
             gradients = torch.autograd.grad(objective, trainable)
             with torch.no_grad():
                 torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)

@@ -11,26 +11,20 @@ gradient transform per call.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from fedsearch._errors import PluginError
 from fedsearch.components import Batch, Weights
-from fedsearch.federated._functional import proximal_term, transformed
-
-if TYPE_CHECKING:
-    from fedsearch.federated._training import LocalTrainer
+from fedsearch.federated._functional import LocalSGD, proximal_term, step_contexts, transformed
 
 ClientResult = tuple[Weights, float]
 
 
 def train_vectorized(
-    trainer: LocalTrainer,
-    weights: Weights,
-    client_batches: Sequence[Sequence[torch.Tensor]],
-    proximal_mu: float,
+    sgd: LocalSGD, weights: Weights, client_batches: Sequence[Sequence[torch.Tensor]]
 ) -> list[ClientResult]:
     """Run every client's local SGD in lock step, one ``vmap``-ed gradient per step.
 
@@ -41,16 +35,36 @@ def train_vectorized(
     the updates the sequential path performs, on the same examples.
 
     Args:
-        trainer: Model, shared data, compressors and learning rate.
-        weights: The global weights every client starts from.
+        sgd: Model, shared data, compressors, learning rate, FedProx term, round.
+        weights: The weights every client starts from.
         client_batches: Per client, its batches of example positions, in order.
-        proximal_mu: FedProx coefficient.
 
     Returns:
         Per client, its new weights and its mean training loss.
+
+    Raises:
+        PluginError: A compressor's hooks failed under ``torch.func.vmap``.
     """
+    try:
+        return _train_in_lock_step(sgd, weights, client_batches)
+    except (RuntimeError, NotImplementedError) as error:
+        if not sgd.compressors:
+            raise
+        names = ", ".join(repr(compressor.name) for compressor in sgd.compressors)
+        raise PluginError(
+            f"compressor {names} failed under torch.func.vmap (vectorized training): "
+            f"{str(error).splitlines()[0]}; make transform_parameters and training_loss "
+            "vmap-safe (torch.where instead of boolean-mask indexing, no .item()) or set "
+            "`vectorizable = False` on the class so execution 'auto' trains it sequentially",
+            plugin=type(sgd.compressors[0]).__module__.split(".")[0],
+        ) from error
+
+
+def _train_in_lock_step(
+    sgd: LocalSGD, weights: Weights, client_batches: Sequence[Sequence[torch.Tensor]]
+) -> list[ClientResult]:
     num_clients = len(client_batches)
-    names = trainable_names(trainer, weights)
+    names = sgd.trainable(weights)
     stacked = {
         name: weights[name]
         .detach()
@@ -62,8 +76,8 @@ def train_vectorized(
     }
     frozen = {name: tensor for name, tensor in weights.items() if name not in stacked}
     anchors = {name: weights[name].detach() for name in names}
-    client_losses = _stacked_mlp_losses(trainer, proximal_mu) or vmap(
-        _client_loss(trainer, proximal_mu), in_dims=(0, None, None, 0, 0, 0)
+    client_losses = _stacked_mlp_losses(sgd) or vmap(
+        _client_loss(sgd), in_dims=(0, None, None, 0, 0, 0)
     )
     loss_sums = torch.zeros(num_clients)
     counts = torch.tensor([len(batches) for batches in client_batches])
@@ -80,20 +94,18 @@ def train_vectorized(
                 params,
                 frozen,
                 anchors,
-                trainer.inputs[positions],
-                trainer.labels[positions],
+                sgd.inputs[positions],
+                sgd.labels[positions],
                 positions,
             )
             gradients = torch.autograd.grad(objectives.sum(), list(params.values()))
             with torch.no_grad():
                 if index is None:
-                    torch._foreach_add_(
-                        list(stacked.values()), gradients, alpha=-trainer.learning_rate
-                    )
+                    torch._foreach_add_(list(stacked.values()), gradients, alpha=-sgd.learning_rate)
                     loss_sums += losses
                 else:
                     for (name, tensor), gradient in zip(stacked.items(), gradients, strict=True):
-                        tensor[index] = params[name] - trainer.learning_rate * gradient
+                        tensor[index] = params[name] - sgd.learning_rate * gradient
                     loss_sums[index] += losses
     means = (loss_sums / counts.clamp(min=1)).tolist()
     return [
@@ -105,14 +117,9 @@ def train_vectorized(
     ]
 
 
-def trainable_names(trainer: LocalTrainer, weights: Weights) -> list[str]:
-    """Names of the trained tensors, in ``weights`` order."""
-    trainable = set(trainer.trainable)
-    return [name for name in weights if name in trainable]
-
-
-def _client_loss(trainer: LocalTrainer, proximal_mu: float) -> Callable[..., tuple]:
-    model, compressors = trainer.model, trainer.compressors
+def _client_loss(sgd: LocalSGD) -> Callable[..., tuple]:
+    model, compressors = sgd.model, sgd.compressors
+    steps = step_contexts(compressors, sgd.round, training=True)
 
     def loss_of(
         params: Weights,
@@ -122,21 +129,22 @@ def _client_loss(trainer: LocalTrainer, proximal_mu: float) -> Callable[..., tup
         targets: torch.Tensor,
         positions: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = functional_call(model, transformed({**frozen, **params}, compressors), (inputs,))
+        weights = transformed({**frozen, **params}, compressors, steps)
+        logits = functional_call(model, weights, (inputs,))
         loss = F.cross_entropy(logits, targets)
         batch = Batch(inputs, targets, positions)
-        for compressor in compressors:
-            loss = compressor.training_loss(loss, logits, batch)
+        for compressor, step in zip(compressors, steps, strict=True):
+            loss = compressor.training_loss(loss, logits, batch, step)
         names = list(params)
         proximal = proximal_term(
-            [params[n] for n in names], [anchors[n] for n in names], proximal_mu
+            [params[n] for n in names], [anchors[n] for n in names], sgd.proximal_mu
         )
         return loss + proximal, loss.detach()
 
     return loss_of
 
 
-def _stacked_mlp_losses(trainer: LocalTrainer, proximal_mu: float) -> Callable[..., tuple] | None:
+def _stacked_mlp_losses(sgd: LocalSGD) -> Callable[..., tuple] | None:
     """Per-client losses of a plain MLP without compressors, by batched matmuls.
 
     For an ``nn.Sequential`` of ``Flatten``, ``Linear`` and ``ReLU`` the
@@ -144,8 +152,8 @@ def _stacked_mlp_losses(trainer: LocalTrainer, proximal_mu: float) -> Callable[.
     per-call tracing cost of ``vmap`` and ``functional_call``. Returns None
     for any other model (or with compressors); the generic path then applies.
     """
-    model = trainer.model
-    if trainer.compressors or not isinstance(model, torch.nn.Sequential):
+    model, proximal_mu = sgd.model, sgd.proximal_mu
+    if sgd.compressors or not isinstance(model, torch.nn.Sequential):
         return None
     plan: list[tuple[str, str]] = []
     for name, module in model.named_children():

@@ -201,6 +201,10 @@ class Registrar:
         """Register an extra objective (FLOPs, latency, ...), enabled per study."""
         self._add("objective", cls)
 
+    def middleware(self, cls: type[Component]) -> None:
+        """Register a payload transform (clipping, noise, masking) applied around the channel."""
+        self._add("middleware", cls)
+
     def _add(self, kind: str, cls: type[Component]) -> None:
         _check_component_class(kind, cls, self._plugin)
         self._registry.add(cls, plugin=self._plugin, plugin_version=self._plugin_version)

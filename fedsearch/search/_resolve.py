@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import STAGES
+from fedsearch.components import STAGES, can_vectorize
 from fedsearch.config import (
     ComponentRef,
     StudyConfig,
@@ -27,7 +27,7 @@ from fedsearch.host import (
     codec_pipeline_spec,
 )
 from fedsearch.search._factories import bind_study_factories, factory_digests
-from fedsearch.search._space import NONE, SearchSpace, Sourced
+from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
 OBJECTIVE_DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -59,6 +59,8 @@ class ResolvedStudy:
     """Extra objectives enabled by the study, after the three built in."""
     device: torch.device = CPU
     """Where clients train: the file's ``device``, resolved on this machine."""
+    middleware: tuple[ComponentSpec, ...] = ()
+    """Payload transforms around the channel, in order."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -140,6 +142,7 @@ def resolve_study(
             source=source,
             field="teacher",
         )
+    _check_vectorizable(config.federation.execution, space, registry, source)
     return ResolvedStudy(
         config=config,
         source=source,
@@ -160,7 +163,31 @@ def resolve_study(
         study_name=study_name or config.name,
         objectives=objectives,
         device=resolve_device(config.device, source=source),
+        middleware=tuple(
+            spec("middleware", ref, f"federation.middleware[{index}]")
+            for index, ref in enumerate(federation.middleware)
+        ),
     )
+
+
+def _check_vectorizable(
+    execution: str, space: SearchSpace, registry: ComponentRegistry, source: str
+) -> None:
+    """Refuse an explicit ``vectorized`` execution with a compressor that cannot be."""
+    if execution != "vectorized":
+        return
+    for stage, names in space.slots.items():
+        for name in names:
+            if stage == ARCHITECTURE_SLOT or name == NONE or stage not in STAGES:
+                continue
+            if not can_vectorize(registry.get("compressor", name).cls):  # type: ignore[arg-type]
+                raise ConfigError(
+                    f"compressor {name!r} cannot be trained under torch.func.vmap "
+                    '(vectorizable = False or per-client state); set execution to "auto" '
+                    'or "sequential", or remove it from the search space',
+                    source=source,
+                    field="federation.execution",
+                )
 
 
 def _codec_pipeline(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fedsearch._errors import ConfigError, PluginError
 from fedsearch.artifact import ModelSpec
 from fedsearch.components import (
     FACTORY_ARCHITECTURE,
@@ -18,16 +19,18 @@ from fedsearch.components import (
     CompressionContext,
     Compressor,
     ModelFactory,
+    StepContext,
     Teacher,
     Weights,
+    can_vectorize,
 )
-from fedsearch.federated import LocalTrainer
-from fedsearch.federated._parallel import close_client_pool, pickled_state
 from fedsearch.host import ComponentRegistry, get_registry, with_factories
+from fedsearch.testing._client_isolation import ClientIsolationChecks
+from fedsearch.testing._rounds import run_tiny_federation, tiny_data
 from fedsearch.trial import build_artifact, load_model
 
 
-class CompressorTestCase:
+class CompressorTestCase(ClientIsolationChecks):
     """Contract tests for a :class:`~fedsearch.Compressor`; subclass it in your tests.
 
     Set ``compressor_class`` (and ``params`` for non-default knobs); pytest
@@ -35,10 +38,11 @@ class CompressorTestCase:
     a short simulated federated lifecycle on a tiny built-in model and checks
     what fedsearch relies on: declared name, stage and params; a forward pass
     that stays differentiable; weights that keep their shapes unless the model
-    changes with them; and an artifact that loads back into a model computing
-    exactly what the last round's forward pass computed; and clients trained
-    in worker processes (``execution = "parallel"``) ending where in-process
-    clients end.
+    changes with them; an artifact that loads back into a model computing
+    exactly what the last round's forward pass computed; real federated rounds
+    on every execution path (sequential; vectorized under ``torch.func.vmap``
+    unless the class sets ``vectorizable = False``; worker processes) that
+    agree, leave the global RNG alone, and keep each client's state its own.
 
     Example::
 
@@ -63,6 +67,8 @@ class CompressorTestCase:
             compressor, or None for no teacher (distillers need one).
         output_tolerance: Largest allowed difference between the decoded
             model's outputs and the trained forward pass.
+        path_tolerance: Largest allowed difference between the weights the
+            sequential and the vectorized rounds train.
     """
 
     compressor_class: ClassVar[type[Compressor]]
@@ -76,6 +82,8 @@ class CompressorTestCase:
     num_rounds: ClassVar[int] = 4
     teacher_architecture: ClassVar[tuple[str, dict[str, Any]] | None] = None
     output_tolerance: ClassVar[float] = 1e-5
+    path_tolerance: ClassVar[float] = 1e-4
+    num_clients: ClassVar[int] = 6
 
     # --- helpers (override to adapt) -------------------------------------------------
 
@@ -126,6 +134,14 @@ class CompressorTestCase:
         weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
         return Teacher(weights, logits, 0.0, 0.0, 0, model=model)
 
+    def set_up(self, seed: int = 0) -> tuple[Compressor, nn.Module]:
+        """A fresh model and a compressor set up for it (trial seed ``seed``)."""
+        model = self.build_model(seed)
+        compressor = self.make_compressor()
+        teacher = self.build_teacher()
+        compressor.setup(CompressionContext(model, self.num_rounds, teacher, seed=seed))
+        return compressor, model
+
     def run_lifecycle(self, seed: int = 0) -> tuple[Compressor, nn.Module, Weights, torch.Tensor]:
         """Setup, then per round: ``on_round_start``, a few SGD steps through the hooks.
 
@@ -133,17 +149,19 @@ class CompressorTestCase:
             The compressor, the (possibly restructured) model, the final
             weights and the logits of the final forward pass on all examples.
         """
-        model = self.build_model(seed)
-        compressor = self.make_compressor()
-        compressor.setup(CompressionContext(model, self.num_rounds, self.build_teacher()))
+        compressor, model = self.set_up(seed)
         weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
         inputs, labels = self.examples()
+        state = compressor.client_state(0)
         for round_index in range(self.num_rounds):
             compressor.on_round_start(weights, round_index)
-            weights = self.local_step(compressor, model, weights, inputs, labels)
+            step = StepContext(round_index, 0, True, state)
+            weights = self.local_step(compressor, model, weights, inputs, labels, step)
         compressor.on_round_start(weights, self.num_rounds)  # the server's view at the end
         with torch.no_grad():
-            final = compressor.transform_parameters(weights)
+            final = compressor.transform_parameters(
+                weights, StepContext.evaluating(self.num_rounds)
+            )
             logits = torch.func.functional_call(model.eval(), final, (inputs,))
         return compressor, model, weights, logits
 
@@ -154,16 +172,17 @@ class CompressorTestCase:
         weights: Weights,
         inputs: torch.Tensor,
         labels: torch.Tensor,
+        step: StepContext,
     ) -> Weights:
         """One SGD step on every example through the compressor's hooks."""
         names = {name for name, _ in model.named_parameters()}
         local = {k: v.detach().clone().requires_grad_(k in names) for k, v in weights.items()}
         model.train()
         logits = torch.func.functional_call(
-            model, compressor.transform_parameters(local), (inputs,)
+            model, compressor.transform_parameters(local, step), (inputs,)
         )
         batch = Batch(inputs, labels, torch.arange(len(labels)))
-        loss = compressor.training_loss(F.cross_entropy(logits, labels), logits, batch)
+        loss = compressor.training_loss(F.cross_entropy(logits, labels), logits, batch, step)
         assert loss.ndim == 0 and torch.isfinite(loss), f"training_loss gave {loss}"
         trainable = [local[name] for name in local if name in names]
         gradients = torch.autograd.grad(loss, trainable, allow_unused=True)
@@ -179,8 +198,36 @@ class CompressorTestCase:
         name, params = self._architecture_choice()
         spec = ModelSpec(name, params, self.input_shape, self.num_classes)
         return build_artifact(
-            spec, weights, [compressor], model=model, reference=self.build_model()
+            spec,
+            weights,
+            [compressor],
+            model=model,
+            reference=self.build_model(),
+            round_index=self.num_rounds,
         )
+
+    def federate(
+        self, execution: str, seed: int = 0, paths: set[str] | None = None
+    ) -> tuple[Weights, bool]:
+        """Real federated rounds on ``execution`` (the rounds must report one of
+        ``paths``; by default ``execution`` itself).
+
+        Returns:
+            The final global weights, and whether the global RNG was left as it
+            was before the compressor's ``setup``.
+        """
+        model, teacher = self.build_model(seed), self.build_teacher()
+        before = torch.get_rng_state()
+        compressor = self.make_compressor()
+        compressor.setup(CompressionContext(model, self.num_rounds, teacher, seed=seed))
+        inputs, labels = self.examples()
+        data = tiny_data(inputs, labels, self.num_classes, self.num_clients)
+        result = run_tiny_federation(
+            model, data, rounds=self.num_rounds, execution=execution, compressors=[compressor]
+        )
+        ran = {record.execution for record in result.history}
+        assert ran <= (paths or {execution}), f"asked for {execution}, ran {ran}"
+        return result.weights, torch.equal(torch.get_rng_state(), before)
 
     # --- the contract ----------------------------------------------------------------
 
@@ -202,7 +249,8 @@ class CompressorTestCase:
         compressor.on_round_start(weights, self.num_rounds - 1)
         names = {name for name, _ in model.named_parameters()}
         params = {k: v.clone().requires_grad_(k in names) for k, v in weights.items()}
-        seen = compressor.transform_parameters(params)
+        step = StepContext(self.num_rounds - 1, 0, True, compressor.client_state(0))
+        seen = compressor.transform_parameters(params, step)
         assert set(seen) == set(params), "transform_parameters must keep every tensor name"
         inputs, _ = self.examples()
         torch.func.functional_call(model, seen, (inputs,)).square().sum().backward()
@@ -233,40 +281,45 @@ class CompressorTestCase:
         second = self.artifact(*self.run_lifecycle()[:3])
         assert first == second
 
-    def test_trains_the_same_in_worker_processes(self) -> None:
-        """Clients trained in ``parallel`` workers end where in-process clients end.
-
-        A compressor that does not pickle (it holds live objects such as forward
-        hooks) is trained in-process instead; the round then reports
-        ``sequential`` and this checks that fallback.
-        """
-        results = {}
-        for execution in ("sequential", "parallel"):
-            model = self.build_model()
-            compressor = self.make_compressor()
-            compressor.setup(CompressionContext(model, self.num_rounds, self.build_teacher()))
-            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            compressor.on_round_start(weights, self.num_rounds - 1)
-            trainer = LocalTrainer(
-                model,
-                *self.examples(),
-                [compressor],
-                local_epochs=1,
-                batch_size=4,
-                learning_rate=0.05,
-                generator=torch.Generator().manual_seed(0),
-                execution=execution,
-                workers=2,
+    def test_trains_in_real_rounds_on_both_execution_paths(self) -> None:
+        """Sequential and vectorized rounds train the same weights, or vmap is declined."""
+        sequential, _ = self.federate("sequential")
+        if not can_vectorize(self.compressor_class):
+            with pytest.raises(ConfigError, match="vmap"):
+                self.federate("vectorized")
+            return
+        try:
+            vectorized, _ = self.federate("vectorized")
+        except PluginError as error:
+            pytest.fail(
+                f"{self.compressor_class.__name__} is not vmap-safe: {error}. Fix its per-step "
+                "hooks, or set `vectorizable = False` and execution 'auto' trains it sequentially"
             )
-            clients = [np.arange(start, self.num_examples, 3) for start in range(3)]
-            try:
-                trained = trainer.train_clients(weights, clients)
-            finally:
-                close_client_pool(trainer)
-            pickles = pickled_state(trainer) is not None
-            results[execution] = trained
-        assert trainer.last_execution == ("parallel" if pickles else "sequential")
-        for (want, want_loss), (got, got_loss) in zip(*results.values(), strict=True):
-            assert abs(got_loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss))
-            for name in want:
-                torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+        for name, tensor in sequential.items():
+            difference = (tensor - vectorized[name]).abs().max().item()
+            assert difference <= self.path_tolerance, (
+                f"{name}: vectorized and sequential rounds differ by {difference}"
+            )
+
+    def test_rounds_leave_the_global_rng_alone(self) -> None:
+        """Setup and real rounds draw from their own generators, never torch's global one."""
+        _, untouched = self.federate("sequential")
+        assert untouched, (
+            "the compressor changed the global RNG; seed a torch.Generator from "
+            "CompressionContext.client_generator(client) or context.seed instead"
+        )
+
+    def test_trains_the_same_in_worker_processes(self) -> None:
+        """Real rounds in ``parallel`` workers end where sequential rounds end.
+
+        A compressor that does not pickle (it holds live objects such as
+        forward hooks) or keeps per-client state trains in-process instead; the
+        rounds then report ``sequential``, and this checks that fallback.
+        """
+        sequential, _ = self.federate("sequential")
+        parallel, _ = self.federate("parallel", paths={"parallel", "sequential"})
+        for name, tensor in sequential.items():
+            difference = (tensor - parallel[name]).abs().max().item()
+            assert difference <= self.path_tolerance, (
+                f"{name}: parallel and sequential rounds differ by {difference}"
+            )

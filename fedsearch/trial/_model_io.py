@@ -19,7 +19,7 @@ from fedsearch.artifact import (
     encode_artifact,
     module_overrides,
 )
-from fedsearch.components import Architecture, Compressor, Weights
+from fedsearch.components import Architecture, Compressor, StepContext, Weights
 from fedsearch.host import ComponentRegistry
 
 
@@ -31,6 +31,7 @@ def build_artifact(
     *,
     model: nn.Module | None = None,
     reference: nn.Module | None = None,
+    round_index: int = 0,
 ) -> bytes:
     """Serialise ``weights`` as the compressors store them; the rest as float32.
 
@@ -46,6 +47,7 @@ def build_artifact(
             structure; its submodules that differ from ``reference`` are
             recorded in the spec so the loader rebuilds the smaller model.
         reference: The architecture as freshly built (required with ``model``).
+        round_index: The round the weights come from (the compressors' step context).
     """
     if model is not None and reference is not None:
         spec = replace(spec, modules=module_overrides(model, reference))
@@ -53,7 +55,7 @@ def build_artifact(
     stored: dict[str, StoredTensor] = {}
     for compressor in compressors:
         stored.update(compressor.stored_tensors(params))
-        params = compressor.transform_parameters(params)
+        params = compressor.transform_parameters(params, StepContext.evaluating(round_index))
     tensors = {
         name: stored.get(name) or FloatTensor(params[name].to(torch.float32).contiguous().numpy())
         for name in weights

@@ -75,6 +75,7 @@ class StudyRuntime:
             uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
             device=self.study.device,
+            middleware=tuple(spec.build() for spec in self.study.middleware),  # type: ignore[misc]
         )
 
 
@@ -146,7 +147,9 @@ def evaluate_selection(
         for choice in selection.compressors.values()
     ]
     rounds = study.config.federation.rounds
-    context = CompressionContext(model=model, num_rounds=rounds, teacher=runtime.teacher)
+    context = CompressionContext(
+        model=model, num_rounds=rounds, teacher=runtime.teacher, seed=study.config.seed
+    )
     downloads: dict[str, Any] = {}
     for compressor in compressors:
         assert isinstance(compressor, Compressor)
@@ -167,7 +170,12 @@ def evaluate_selection(
     )
     reference = architecture.build(data.input_shape, data.num_classes)
     artifact = build_artifact(
-        spec, simulation.weights, compressors, model=model, reference=reference
+        spec,
+        simulation.weights,
+        compressors,
+        model=model,
+        reference=reference,
+        round_index=rounds - 1,
     )
     decoded = load_model(artifact, registry)
     uses_teacher = runtime.teacher is not None and Teacher.DOWNLOAD in downloads

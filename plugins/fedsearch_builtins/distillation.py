@@ -16,6 +16,7 @@ from fedsearch import (
     ConfigError,
     Registrar,
     SearchRange,
+    StepContext,
     Weights,
     hookimpl,
 )
@@ -65,7 +66,9 @@ class SoftTargetDistillation(Compressor):
             )
         self.teacher = context.teacher
 
-    def training_loss(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def training_loss(
+        self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch, step: StepContext
+    ) -> torch.Tensor:
         """Blend the hard-label loss with the soft-target loss."""
         soft = soft_target_loss(
             logits, self.teacher.train_logits[batch.indices], self.params.temperature

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import torch
@@ -19,6 +21,7 @@ from fedsearch import (
     ConfigError,
     Registrar,
     SearchRange,
+    StepContext,
     hookimpl,
 )
 from fedsearch_builtins.distillation import SoftTargetDistillation, SoftTargetParams
@@ -90,12 +93,15 @@ class _FeatureDistillation(SoftTargetDistillation):
         with torch.no_grad():
             self.teacher_model(batch.inputs)
 
-    def training_loss(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def training_loss(
+        self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch, step: StepContext
+    ) -> torch.Tensor:
         """Soft-target blend plus ``beta`` times the feature loss."""
         self.teacher_features(batch)
-        return super().training_loss(loss, logits, batch) + self.params.beta * self.feature_loss()
+        blended = super().training_loss(loss, logits, batch, step)
+        return blended + self.params.beta * self.feature_loss(step)
 
-    def feature_loss(self) -> torch.Tensor:
+    def feature_loss(self, step: StepContext) -> torch.Tensor:
         """The feature term, from the tapped student and teacher activations."""
         raise NotImplementedError
 
@@ -111,14 +117,33 @@ class FitNetsParams(SoftTargetParams):
     regressor_lr: Annotated[float, Field(gt=0.0, le=10.0)] = 0.05
 
 
+@dataclass
+class RegressorState:
+    """One client's FitNets regressor, built on first use from the client's own generator."""
+
+    generator: torch.Generator
+    regressor: nn.Module | None = None
+    input_shape: torch.Size | None = field(default=None)
+
+
+def _initialised(layer: nn.Module, fan_in: int, generator: torch.Generator) -> nn.Module:
+    """``layer`` with torch's default uniform bound ``1/sqrt(fan_in)``, drawn from ``generator``."""
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.uniform_(-bound, bound, generator=generator)
+    return layer
+
+
 class FitNetsDistillation(_FeatureDistillation):
     """FitNets: the student's hint layer, through a learned regressor, matches the teacher's.
 
     The regressor (a 1x1 convolution between feature maps, else a linear map of
     the flattened features) is trained with the hint loss by its own SGD step
-    and discarded after training: it is not part of the student, its artifact
-    or its payloads. In this in-process simulation one regressor serves every
-    client.
+    and is not part of the student, its artifact or its payloads. Each client
+    keeps its own regressor (per-client state, seeded from the trial seed and
+    the client id) across rounds; no client's batches train another's, and
+    nothing about it crosses the channel.
     """
 
     name = "fitnets"
@@ -140,40 +165,53 @@ class FitNetsDistillation(_FeatureDistillation):
             self.teacher_tap = FeatureTap(self.teacher_model, [teacher_layers[index]])
         except IndexError as exc:
             raise ConfigError(f"fitnets hint_layer {index} is out of range") from exc
-        self.regressor: nn.Module | None = None
-        self._regressor_input: torch.Size | None = None
+        self.context = context
 
-    def _build_regressor(self, student: torch.Tensor, teacher: torch.Tensor) -> nn.Module:
-        torch.manual_seed(0)
+    def client_state(self, client: int) -> RegressorState:
+        """A client's regressor holder, with a generator of its own."""
+        return RegressorState(self.context.client_generator(client))
+
+    @staticmethod
+    def _build_regressor(
+        student: torch.Tensor, teacher: torch.Tensor, generator: torch.Generator
+    ) -> nn.Module:
+        # skip_init and an explicit generator: the global RNG is never touched
         if student.ndim == 4 and teacher.ndim == 4:
-            return nn.Conv2d(student.shape[1], teacher.shape[1], 1)
-        return nn.Linear(student[0].numel(), teacher[0].numel())
+            layer = torch.nn.utils.skip_init(nn.Conv2d, student.shape[1], teacher.shape[1], 1)
+            return _initialised(layer, student.shape[1], generator)
+        layer = torch.nn.utils.skip_init(nn.Linear, student[0].numel(), teacher[0].numel())
+        return _initialised(layer, student[0].numel(), generator)
 
-    def feature_loss(self) -> torch.Tensor:
+    def feature_loss(self, step: StepContext) -> torch.Tensor:
         """Mean squared error between the regressed student hint and the teacher's."""
         student, teacher = self.student_tap.outputs[0], self.teacher_tap.outputs[0]
         assert student is not None and teacher is not None
-        if self.regressor is None or self._regressor_input != student.shape[1:]:
+        state = step.state
+        if not isinstance(state, RegressorState):
+            raise ConfigError(
+                "fitnets keeps a regressor per client and needs the client's state; "
+                'train it sequentially (execution "auto" or "sequential")'
+            )
+        if state.regressor is None or state.input_shape != student.shape[1:]:
             # first use, or the student's hint layer was resized by structured pruning
-            self.regressor = self._build_regressor(student, teacher)
-            self._regressor_input = student.shape[1:]
+            state.regressor = self._build_regressor(student, teacher, state.generator)
+            state.input_shape = student.shape[1:]
+        regressor = state.regressor
         # The forward uses copies, so the regressor's own SGD step below does not
         # disturb the student's backward pass through the same graph.
-        copies = {
-            k: v.detach().clone().requires_grad_() for k, v in self.regressor.named_parameters()
-        }
-        if isinstance(self.regressor, nn.Conv2d):
-            regressed = functional_call(self.regressor, copies, (student,))
+        copies = {k: v.detach().clone().requires_grad_() for k, v in regressor.named_parameters()}
+        if isinstance(regressor, nn.Conv2d):
+            regressed = functional_call(regressor, copies, (student,))
             if regressed.shape[-2:] != teacher.shape[-2:]:
                 regressed = F.adaptive_avg_pool2d(regressed, teacher.shape[-2:])
         else:
-            regressed = functional_call(self.regressor, copies, (student.flatten(1),))
+            regressed = functional_call(regressor, copies, (student.flatten(1),))
             teacher = teacher.flatten(1)
         hint = F.mse_loss(regressed, teacher)
-        if torch.is_grad_enabled():
+        if step.training:
             gradients = torch.autograd.grad(hint, list(copies.values()), retain_graph=True)
             with torch.no_grad():
-                for parameter, gradient in zip(self.regressor.parameters(), gradients, strict=True):
+                for parameter, gradient in zip(regressor.parameters(), gradients, strict=True):
                     parameter.sub_(self.params.regressor_lr * gradient)
         return hint
 
@@ -221,7 +259,7 @@ class AttentionTransfer(_FeatureDistillation):
         self.student_tap = FeatureTap(context.model, student)
         self.teacher_tap = FeatureTap(self.teacher_model, [teacher[j] for j in pairs])
 
-    def feature_loss(self) -> torch.Tensor:
+    def feature_loss(self, step: StepContext) -> torch.Tensor:
         """Sum over layer pairs of the mean squared attention-map difference."""
         total = torch.zeros(())
         for student, teacher in zip(

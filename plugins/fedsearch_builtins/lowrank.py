@@ -35,18 +35,25 @@ def truncated_svd(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.
     return left[:, :rank] * root, root[:, None] * right[:rank]
 
 
-def _linear(inputs: int, outputs: int, weight: torch.Tensor, bias: bool) -> nn.Linear:
-    layer = nn.Linear(inputs, outputs, bias=bias)
-    layer.weight.data.copy_(weight)
+def _filled(layer: nn.Module, weight: torch.Tensor) -> nn.Module:
+    """``layer`` (built with ``skip_init``: no global RNG) holding ``weight`` and a zero bias."""
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if layer.bias is not None:
+            layer.bias.zero_()
     return layer
+
+
+def _linear(inputs: int, outputs: int, weight: torch.Tensor, bias: bool) -> nn.Module:
+    return _filled(torch.nn.utils.skip_init(nn.Linear, inputs, outputs, bias=bias), weight)
 
 
 def _conv(like: nn.Conv2d, inputs: int, outputs: int, weight: torch.Tensor,
-          spatial: bool, bias: bool) -> nn.Conv2d:  # fmt: skip
+          spatial: bool, bias: bool) -> nn.Module:  # fmt: skip
     geometry = (like.kernel_size, like.stride, like.padding, like.dilation) if spatial else (1,)
-    layer = nn.Conv2d(inputs, outputs, *geometry, bias=bias)
-    layer.weight.data.copy_(weight)
-    return layer
+    return _filled(
+        torch.nn.utils.skip_init(nn.Conv2d, inputs, outputs, *geometry, bias=bias), weight
+    )
 
 
 def factorize_linear(weight: torch.Tensor, bias: bool, ratio: float) -> nn.Sequential | None:

@@ -13,6 +13,7 @@ from fedsearch import (
     Compressor,
     Registrar,
     SearchRange,
+    StepContext,
     Weights,
     hookimpl,
 )
@@ -108,6 +109,12 @@ class MagnitudePruning(Compressor):
     ``end_fraction * R``, one mask update per round. The forward pass multiplies
     by the mask, so pruned weights get no gradient and stay zero through
     aggregation; the server re-applies the mask each round all the same.
+
+    No side channel: the server's masks never reach a client. A client
+    applies the zero pattern of the weights it received (exactly the server's
+    mask over a lossless downlink; whatever survived a lossy or delta downlink
+    otherwise), from the round the public schedule starts pruning; evaluation
+    and the artifact use the server's masks.
     """
 
     name = "magnitude"
@@ -152,13 +159,20 @@ class MagnitudePruning(Compressor):
             rates[names[-1]] = self.params.sparsity_last
         return {name: layer_magnitude_mask(weights[name], rates[name] * fraction) for name in names}
 
-    def transform_parameters(self, params: Weights) -> Weights:
-        """Multiply the masked tensors by their masks."""
-        if not self.masks:
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
+        """Multiply the prunable tensors by their masks (on a client: their zero pattern)."""
+        if step.training:
+            if step.round < self.start_round or self.params.sparsity == 0:
+                return params
+            # read every time: factorisation or structured pruning may rename layers
+            names = prunable_names(self.model)
+            masks = {name: (params[name].detach() != 0).to(params[name].dtype) for name in names}
+        else:
+            masks = self.masks
+        if not masks:
             return params
         return {
-            name: params[name] * self.masks[name] if name in self.masks else params[name]
-            for name in params
+            name: params[name] * masks[name] if name in masks else params[name] for name in params
         }
 
 

@@ -15,6 +15,7 @@ from fedsearch import (
     QuantizedTensor,
     Registrar,
     SearchChoices,
+    StepContext,
     Weights,
     hookimpl,
 )
@@ -69,11 +70,10 @@ def affine_params(
         top = _reduce(weight, axis, largest=True).clamp(min=0) * clip
         bottom = _reduce(weight, axis, largest=False).clamp(max=0) * clip
         scale = (top - bottom) / (high - low)
-        zero_point = torch.zeros_like(scale, dtype=torch.int32)
-        valid = scale > 0
-        zero_point[valid] = torch.clamp(torch.round(-bottom[valid] / scale[valid]), low, high).to(
-            torch.int32
-        )
+        # torch.where, not boolean-mask indexing: this runs under torch.func.vmap
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        codes = torch.clamp(torch.round(-bottom / safe), low, high)
+        zero_point = torch.where(scale > 0, codes, torch.zeros_like(codes)).to(torch.int32)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale)).to(torch.float32)
     return scale.reshape(-1), zero_point.reshape(-1)
 
@@ -214,11 +214,6 @@ class UniformQuantization(Compressor):
         """Keep the model to find its layer weights each round."""
         self.model = context.model
         self.start_round = round(self.params.start_fraction * context.num_rounds)
-        self.training_quantized = self.start_round == 0
-
-    def on_round_start(self, weights: Weights, round_index: int) -> None:
-        """Switch fake quantization on at the start round."""
-        self.training_quantized = round_index >= self.start_round
 
     def bits_for(self, names: list[str]) -> dict[str, int]:
         """Bits of each layer weight (32: stays float)."""
@@ -238,12 +233,11 @@ class UniformQuantization(Compressor):
         searched = params.step == "mse" or (params.step == "auto" and (low or params.mode == "ptq"))
         return QuantizerSpec(bits, params.scheme == "symmetric", per_channel, calibrate=searched)
 
-    def transform_parameters(self, params: Weights) -> Weights:
-        """Fake-quantize the layer weights: in QAT always, in PTQ outside training."""
-        if self.params.mode == "qat":
-            active = self.training_quantized
-        else:  # PTQ: training sees floats, every evaluation the calibrated model
-            active = not torch.is_grad_enabled()
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
+        """Fake-quantize the layer weights: QAT from the start round, PTQ outside training."""
+        # PTQ: training sees floats, every evaluation the calibrated model
+        qat = self.params.mode == "qat"
+        active = step.round >= self.start_round if qat else not step.training
         specs = self._specs() if active else {}
         if not specs:
             return params
@@ -313,7 +307,7 @@ class HalfPrecision(Compressor):
     def _round(self, value: torch.Tensor) -> torch.Tensor:
         return value.detach().to(self.dtype).to(value.dtype) + (value - value.detach())
 
-    def transform_parameters(self, params: Weights) -> Weights:
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """Round floating tensors to the half type."""
         return {
             name: self._round(value) if value.is_floating_point() else value

@@ -76,21 +76,40 @@ def _norms(tensor: torch.Tensor, dim: int, criterion: str) -> torch.Tensor:
 
 
 def _resized(module: nn.Module, inputs: int | None = None, outputs: int | None = None) -> nn.Module:
-    if isinstance(module, nn.Linear):
-        return nn.Linear(
-            inputs or module.in_features, outputs or module.out_features, module.bias is not None
-        )
-    if isinstance(module, nn.Conv2d):
-        return nn.Conv2d(
-            inputs or module.in_channels,
-            outputs or module.out_channels,
-            module.kernel_size,
-            module.stride,
-            module.padding,
-            module.dilation,
-            bias=module.bias is not None,
-        )
+    """The module with new sizes; its values come from the weights, so it is built with
+    ``skip_init`` and zeroed (a random init would draw from the global RNG)."""
+    if isinstance(module, nn.Linear | nn.Conv2d):
+        return _zeroed(_resized_layer(module, inputs, outputs))
     return type(module)(outputs)
+
+
+def _zeroed(module: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.zero_()
+    return module
+
+
+def _resized_layer(
+    module: nn.Linear | nn.Conv2d, inputs: int | None, outputs: int | None
+) -> nn.Module:
+    if isinstance(module, nn.Linear):
+        return torch.nn.utils.skip_init(
+            nn.Linear,
+            inputs or module.in_features,
+            outputs or module.out_features,
+            module.bias is not None,
+        )
+    return torch.nn.utils.skip_init(
+        nn.Conv2d,
+        inputs or module.in_channels,
+        outputs or module.out_channels,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        module.dilation,
+        bias=module.bias is not None,
+    )
 
 
 class StructuredParams(ComponentParams):

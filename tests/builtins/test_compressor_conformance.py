@@ -101,3 +101,14 @@ class TestLowRankTucker(CompressorTestCase):
     compressor_class = LowRankFactorization
     params = {"rank_ratio": 0.25, "conv_mode": "tucker", "start_fraction": 0.5}
     architecture_params = {"channels": [8, 8], "hidden": 32}
+
+
+class TestUniformAsymmetricQAT(CompressorTestCase):
+    compressor_class = UniformQuantization
+    params = {"bits": 4, "scheme": "asymmetric"}
+    architecture, architecture_params, input_shape = MLP.values()
+
+
+class TestUniformAsymmetricPerChannelQAT(CompressorTestCase):
+    compressor_class = UniformQuantization
+    params = {"bits": 3, "scheme": "asymmetric", "granularity": "channel"}

@@ -7,10 +7,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from fedsearch import CompressionContext, Teacher
+from fedsearch import CompressionContext, StepContext, Teacher
 from fedsearch.trial import build_artifact
 
 torch.manual_seed(0)
+SERVER = StepContext.evaluating(3)
+CLIENT = StepContext(round=3, client=0, training=True)
 
 
 def two_layer_model() -> nn.Module:
@@ -58,15 +60,20 @@ def test_mask_is_fixed_at_the_start_round_and_keeps_weights_zero(registry):
     zeros = int((weights["1.weight"] == 0).sum() + (weights["3.weight"] == 0).sum())
     assert zeros == round(0.5 * (16 * 12 + 12 * 4))
     moved = {name: tensor + 1.0 for name, tensor in weights.items()}
-    seen = pruner.transform_parameters(moved)
+    seen = pruner.transform_parameters(moved, SERVER)
     assert torch.equal(seen["1.weight"] == 0, pruner.masks["1.weight"] == 0)
+    # a client never sees the server's masks: it applies the zero pattern of its weights
+    on_client = pruner.transform_parameters(moved, CLIENT)
+    assert not (on_client["1.weight"] == 0).any()
+    on_client = pruner.transform_parameters(weights, CLIENT)
+    assert torch.equal(on_client["1.weight"] == 0, pruner.masks["1.weight"] == 0)
 
 
 def test_quantized_forward_equals_the_stored_artifact_values(registry):
     model = two_layer_model()
     quantizer = setup(registry, "uniform", {"bits": 4}, model)
     weights = weights_of(model)
-    seen = quantizer.transform_parameters(weights)
+    seen = quantizer.transform_parameters(weights, CLIENT)
     stored = quantizer.stored_tensors(weights)
     assert set(stored) == {"1.weight", "3.weight"}
     for name, tensor in stored.items():
@@ -81,7 +88,7 @@ def test_quantization_matches_torch_fake_quantize_per_tensor(registry):
     weight = torch.randn(64, 32)
     model = nn.Sequential(nn.Linear(32, 64))
     quantizer = setup(registry, "uniform", {"bits": 8}, model)
-    seen = quantizer.transform_parameters({"0.weight": weight, "0.bias": torch.zeros(64)})
+    seen = quantizer.transform_parameters({"0.weight": weight, "0.bias": torch.zeros(64)}, CLIENT)
     scale = float(weight.abs().max() / 127)
     reference = torch.fake_quantize_per_tensor_affine(weight, scale, 0, -127, 127)
     assert torch.allclose(seen["0.weight"], reference, atol=1e-6)
@@ -91,7 +98,7 @@ def test_straight_through_estimator_passes_gradients(registry):
     model = two_layer_model()
     quantizer = setup(registry, "uniform", {"bits": 2}, model)
     weights = {name: tensor.requires_grad_() for name, tensor in weights_of(model).items()}
-    quantizer.transform_parameters(weights)["1.weight"].sum().backward()
+    quantizer.transform_parameters(weights, CLIENT)["1.weight"].sum().backward()
     assert torch.equal(weights["1.weight"].grad, torch.ones(12, 16))
 
 
@@ -99,7 +106,7 @@ def test_bits_32_switches_quantization_off(registry):
     model = two_layer_model()
     quantizer = setup(registry, "uniform", {"bits": 32}, model)
     weights = weights_of(model)
-    assert quantizer.transform_parameters(weights) is weights
+    assert quantizer.transform_parameters(weights, CLIENT) is weights
     assert quantizer.stored_tensors(weights) == {}
 
 
@@ -143,7 +150,7 @@ def test_soft_target_loss_blends_kl_and_cross_entropy(registry):
     log_student = torch.log_softmax(logits / 4.0, dim=1)
     kl = (p_teacher * (p_teacher.log() - log_student)).sum(dim=1).mean()
     expected = 0.25 * 16.0 * kl + 0.75 * hard
-    assert torch.allclose(distiller.training_loss(hard, logits, batch), expected, atol=1e-6)
+    assert torch.allclose(distiller.training_loss(hard, logits, batch, CLIENT), expected, atol=1e-6)
     assert distiller.one_time_downloads() == {"teacher": teacher.weights}
 
 
@@ -152,3 +159,15 @@ def test_distillation_without_a_teacher_is_a_config_error(registry):
 
     with pytest.raises(ConfigError, match="needs a teacher"):
         setup(registry, "soft_target", {}, nn.Linear(2, 3))
+
+
+def test_a_clients_mask_follows_layers_renamed_by_factorisation(registry):
+    model = two_layer_model()
+    svd = setup(registry, "svd", {"start_fraction": 0.0, "rank_ratio": 0.25}, model)
+    pruner = setup(registry, "magnitude", {"sparsity": 0.5, "start_fraction": 0.0}, model)
+    weights = weights_of(model)
+    svd.on_round_start(weights, 0)
+    pruner.on_round_start(weights, 0)
+    seen = pruner.transform_parameters(weights, CLIENT)
+    assert "1.0.weight" in seen and "1.weight" not in seen
+    assert torch.equal(seen["1.0.weight"] == 0, weights["1.0.weight"] == 0)

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from fedsearch import compose_codecs
-from fedsearch.federated import LocalTrainer, SimulatedChannel
+from fedsearch.federated import (
+    ClientRuntime,
+    Downlink,
+    LocalTrainer,
+    MiddlewareChain,
+    SimulatedChannel,
+    SimulatedGrid,
+)
 
 
 def pipeline(registry, stages):
@@ -30,8 +37,36 @@ class RecordingCodec:
         return self.codec.decode(payload, like, client=client)
 
 
+class Grid:
+    """A grid over four clients, counting per round like ``run_federated`` does."""
+
+    def __init__(self, grid: SimulatedGrid):
+        self.grid = grid
+        self.channel = grid.channel
+        self.downlink = grid.downlink
+        self.rounds = []
+        self.total = None
+
+    def train(self, client_ids, weights):
+        replies = self.grid.fit(client_ids, weights, {}, len(self.rounds))
+        self.rounds.append(replies.metrics.traffic)
+        self.total = self.rounds[0] if len(self.rounds) == 1 else self.total + self.rounds[-1]
+        return replies.updates
+
+    @property
+    def traffic(self):
+        return self.total
+
+
 def make_channel(
-    registry, downloads=None, codec="float32", *, up_stages=None, down_stages=None, downlink="model"
+    registry,
+    downloads=None,
+    codec="float32",
+    *,
+    up_stages=None,
+    down_stages=None,
+    downlink="model",
+    initial_model="seeded",
 ):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
@@ -49,16 +84,14 @@ def make_channel(
     down = RecordingCodec(pipeline(registry, down_stages or [(codec, {})]))
     up = RecordingCodec(pipeline(registry, up_stages or [(codec, {})]))
     clients = [np.arange(10 * k, 10 * k + 10) for k in range(4)]
-    channel = SimulatedChannel(
-        trainer,
-        clients,
-        downlink_codec=down,
-        uplink_codec=up,
-        one_time_downloads=downloads,
-        downlink=downlink,
-    )
     weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-    return channel, down, up, weights
+    grid = SimulatedGrid(
+        SimulatedChannel(downlink_codec=down, uplink_codec=up),
+        ClientRuntime(trainer, clients),
+        Downlink(downlink, weights, initial_model=initial_model, one_time_downloads=downloads),
+        MiddlewareChain((), seed=0),
+    )
+    return Grid(grid), down, up, weights
 
 
 def test_bytes_are_the_lengths_of_the_real_payloads(registry):
@@ -119,9 +152,9 @@ def test_delta_downlink_sends_each_client_its_own_payload(registry):
     channel.train([2, 3], weights)
     assert len(down.payloads) == 4  # one per recipient, not one per round
     assert channel.traffic.downlink == sum(len(payload) for payload in down.payloads)
-    assert set(channel._references) == {0, 2, 3}
-    assert channel.reference_bytes == 3 * 15 * 4
-    lossless = channel._references[2]
+    assert set(channel.downlink.references()) == {0, 2, 3}
+    assert channel.downlink.reference_bytes == 3 * 15 * 4
+    lossless = channel.downlink.references()[2]
     assert all(torch.allclose(lossless[name], weights[name], atol=1e-7) for name in weights)
 
 
@@ -133,13 +166,15 @@ def test_delta_downlink_with_top_k_catches_up_with_a_fixed_model(registry):
         for name, tensor in weights.items()
     }
     channel.train([1], weights)  # the initial model is the reference: nothing to send
-    assert all(torch.equal(ref, weights[name]) for name, ref in channel._references[1].items())
+    references = channel.downlink.references()
+    assert all(torch.equal(ref, weights[name]) for name, ref in references[1].items())
     gaps = []
     for _ in range(4):
-        received = channel.send([1], target)[1]
+        received = channel.downlink.send(channel.channel, [1], target)[1]
         gaps.append(sum(float((received[n] - target[n]).abs().sum()) for n in target))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[3] < 1e-5  # 4 x 25% covers every value
-    assert channel.traffic.downlink == sum(len(payload) for payload in down.payloads)
+    sent = channel.traffic.downlink + channel.channel.end_round().downlink
+    assert sent == sum(len(payload) for payload in down.payloads)
 
 
 def test_model_downlink_is_one_payload_per_round_and_keeps_no_references(registry):
@@ -147,4 +182,4 @@ def test_model_downlink_is_one_payload_per_round_and_keeps_no_references(registr
     channel.train([0, 1], weights)
     assert len(down.payloads) == 1 and len(up.payloads) == 2
     assert channel.traffic.downlink == 2 * len(down.payloads[0])
-    assert channel.reference_bytes == 0
+    assert channel.downlink.reference_bytes == 0

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fedsearch import CompressionContext
-from fedsearch.federated import LocalTrainer, choose_execution
+from fedsearch.federated import ClientJob, LocalTrainer, choose_execution
 
 
 def make_trainer(model, execution, compressors=(), batch_size=8, epochs=2):
@@ -37,11 +37,13 @@ def mlp():
 CLIENTS = [np.arange(0, 20), np.arange(20, 25), np.arange(25, 44), np.arange(44, 60)]
 
 
-def run(model, execution, compressors=(), mu=0.0, **kwargs):
+def run(model, execution, compressors=(), mu=0.0, weights=None, **kwargs):
     trainer = make_trainer(model, execution, compressors, **kwargs)
-    weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
-    results = trainer.train_clients(weights, CLIENTS, proximal_mu=mu)
-    return results, trainer.last_execution
+    if weights is None:
+        weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    jobs = [ClientJob(client, indices) for client, indices in enumerate(CLIENTS)]
+    outcome = trainer.train_clients(weights, jobs, proximal_mu=mu)
+    return outcome.results, outcome.execution
 
 
 @pytest.mark.parametrize("mu", [0.0, 0.5])
@@ -69,23 +71,30 @@ def test_vectorized_equals_sequential_for_a_cnn():
             torch.testing.assert_close(vec_w[name], seq_w[name], rtol=1e-5, atol=1e-6)
 
 
-def test_vectorized_equals_sequential_with_pruning_and_quantization(registry):
+@pytest.mark.parametrize("scheme", ["symmetric", "asymmetric"])
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_vectorized_equals_sequential_with_pruning_and_quantization(registry, scheme, granularity):
     def compressors():
         model = mlp()
+        quantize = {"bits": 4, "scheme": scheme, "granularity": granularity}
         chosen = [
             registry.create("compressor", "magnitude", {"sparsity": 0.5, "start_fraction": 0.0}),
-            registry.create("compressor", "uniform", {"bits": 4}),
+            registry.create("compressor", "uniform", quantize),
         ]
         context = CompressionContext(model=model, num_rounds=1, teacher=None)
         weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
         for compressor in chosen:
             compressor.setup(context)
             compressor.on_round_start(weights, 0)
-        return chosen
+        return chosen, weights
 
-    sequential, _ = run(mlp(), "sequential", compressors())
-    vectorized, _ = run(mlp(), "vectorized", compressors())
+    chosen, pruned = compressors()
+    sequential, _ = run(mlp(), "sequential", chosen, weights=pruned)
+    chosen, pruned = compressors()
+    vectorized, _ = run(mlp(), "vectorized", chosen, weights=pruned)
     for (seq_w, _), (vec_w, _) in zip(sequential, vectorized, strict=True):
+        # the clients kept the zero pattern they received
+        assert torch.equal(seq_w["1.weight"] == 0, pruned["1.weight"] == 0)
         for name in seq_w:
             torch.testing.assert_close(vec_w[name], seq_w[name], rtol=1e-5, atol=1e-5)
 
@@ -150,6 +159,8 @@ def test_auto_keeps_batch_norm_models_sequential_and_they_train():
     trainer = LocalTrainer(model, inputs, labels, [], local_epochs=1, batch_size=8,
                            learning_rate=0.1, generator=generator)  # fmt: skip
     weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    ((trained, _),) = trainer.train_clients(weights, [np.arange(16), np.arange(16, 32)])[:1]
-    assert trainer.last_execution == "sequential"
+    jobs = [ClientJob(0, np.arange(16)), ClientJob(1, np.arange(16, 32))]
+    outcome = trainer.train_clients(weights, jobs)
+    trained, _ = outcome.results[0]
+    assert outcome.execution == "sequential"
     assert not torch.equal(trained["1.running_mean"], weights["1.running_mean"])

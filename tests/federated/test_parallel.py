@@ -14,9 +14,16 @@ import torch
 from torch import nn
 
 from fedsearch import CompressionContext, Compressor, FedsearchError
-from fedsearch.components import Weights
+from fedsearch.components import StepContext, Weights
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedData, FederatedRun, LocalTrainer, _parallel, run_federated
+from fedsearch.federated import (
+    ClientJob,
+    FederatedData,
+    FederatedRun,
+    LocalTrainer,
+    _parallel,
+    run_federated,
+)
 from fedsearch.federated._parallel import (
     WorkerError,
     balanced_shares,
@@ -45,11 +52,16 @@ def make_trainer(model, execution, compressors=(), workers=None, epochs=2):
     )
 
 
+def as_jobs(clients):
+    return [ClientJob(client, indices) for client, indices in enumerate(clients)]
+
+
 def train(model, execution, compressors=(), workers=None, mu=0.0, clients=CLIENTS):
     trainer = make_trainer(model, execution, compressors, workers)
     weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
     try:
-        return trainer.train_clients(weights, clients, proximal_mu=mu), trainer.last_execution
+        outcome = trainer.train_clients(weights, as_jobs(clients), proximal_mu=mu)
+        return outcome.results, outcome.execution
     finally:
         close_client_pool(trainer)
 
@@ -134,7 +146,7 @@ class FailsInWorkers(Compressor):
     def setup(self, context: CompressionContext) -> None:
         self.home = os.getpid()
 
-    def transform_parameters(self, params: Weights) -> Weights:
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         if self.home is not None and os.getpid() != self.home:
             raise RuntimeError("broken in a worker")
         return params
@@ -156,13 +168,13 @@ def test_a_failing_worker_raises_in_the_parent_and_every_worker_stops():
     trainer = make_trainer(model, "parallel", [compressor], workers=2)
     weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
     with pytest.raises(WorkerError, match="broken in a worker") as raised:
-        trainer.train_clients(weights, CLIENTS)
+        trainer.train_clients(weights, as_jobs(CLIENTS))
     assert isinstance(raised.value, FedsearchError)
     pool = _parallel._POOLS.get(trainer)
     assert pool is None or pool.pids == []
     assert [p for p in _children() if p.name.startswith("fedsearch-client")] == []
     compressor.home = None  # fixed: the next round starts a fresh pool and trains
-    results = trainer.train_clients(weights, CLIENTS)
+    results = trainer.train_clients(weights, as_jobs(CLIENTS)).results
     assert len(results) == len(CLIENTS) and len(_parallel._POOLS[trainer].pids) == 2
     close_client_pool(trainer)
 
@@ -176,9 +188,9 @@ def _children():
 def test_the_pool_is_rebuilt_when_a_round_grows():
     trainer = make_trainer(mlp(), "parallel", workers=2)
     weights = {name: t.detach().clone() for name, t in mlp().state_dict().items()}
-    trainer.train_clients(weights, CLIENTS[:2])
+    trainer.train_clients(weights, as_jobs(CLIENTS[:2]))
     first = _parallel._POOLS[trainer].pids
-    trainer.train_clients(weights, CLIENTS)
+    trainer.train_clients(weights, as_jobs(CLIENTS))
     assert _parallel._POOLS[trainer].pids != first
     assert not any(alive(pid) for pid in first)
     close_client_pool(trainer)
@@ -258,7 +270,7 @@ def test_rounds_in_workers_match_sequential_rounds_and_their_traffic(registry):
 WORKERS_THEN_WAIT = """
 import sys, numpy as np, torch
 from torch import nn
-from fedsearch.federated import LocalTrainer
+from fedsearch.federated import ClientJob, LocalTrainer
 from fedsearch.federated import _parallel
 model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 3))
 inputs, labels = torch.randn(100000, 16), torch.randint(0, 3, (100000,))
@@ -266,10 +278,11 @@ trainer = LocalTrainer(model, inputs, labels, [], local_epochs=50, batch_size=1,
     learning_rate=0.01, generator=torch.Generator().manual_seed(0), execution="parallel",
     workers=2)
 weights = {n: t.detach().clone() for n, t in model.state_dict().items()}
-clients = [np.arange(0, 2), np.arange(2, 4)]
+clients = [ClientJob(0, np.arange(0, 2)), ClientJob(1, np.arange(2, 4))]
 trainer.train_clients(weights, clients)
 print(*_parallel._POOLS[trainer].pids, flush=True)
-trainer.train_clients(weights, [np.arange(0, 50000), np.arange(50000, 100000)])  # minutes
+halves = [ClientJob(0, np.arange(50000)), ClientJob(1, np.arange(50000, 100000))]
+trainer.train_clients(weights, halves)  # minutes
 """
 
 

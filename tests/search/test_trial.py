@@ -163,3 +163,12 @@ def test_a_teacher_cached_without_its_traffic_is_trained_again(tmp_path, registr
     migrated = cached_teacher(study.storage_url, key)
     assert migrated.training_bytes == teacher.training_bytes
     assert len(migrated.artifact) == teacher.artifact_bytes
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_asymmetric_quantization_trains_an_mlp_trial_under_vmap(runtime, granularity):
+    """MLP trials auto-vectorize; the asymmetric quantizer must be vmap-safe (issue 11)."""
+    quantize = {"bits": 4, "scheme": "asymmetric", "granularity": granularity}
+    outcome = evaluate_selection(runtime, selection(("quantize", "uniform", quantize)))
+    assert {record.execution for record in outcome.simulation.history} == {"vectorized"}
+    assert outcome.val_accuracy > 0.3

@@ -1,4 +1,4 @@
-"""Random unstructured pruning: an example third-party fedsearch plugin."""
+"""An example third-party fedsearch plugin: random pruning, a stateful compressor, a middleware."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ from fedsearch import (
     Compressor,
     Registrar,
     SearchRange,
+    StepContext,
     Weights,
     hookimpl,
 )
+from fedsearch_random_pruning._label_prior import LogitAdjustment
+from fedsearch_random_pruning._noise import GaussianNoise
+
+__all__ = ["GaussianNoise", "LogitAdjustment", "RandomPruning"]
 
 
 class RandomPruningParams(ComponentParams):
@@ -48,7 +53,7 @@ class RandomPruning(Compressor):
             for name, mask in self.masks.items():
                 weights[name].mul_(mask)
 
-    def transform_parameters(self, params: Weights) -> Weights:
+    def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """Keep pruned weights at zero in every forward pass."""
         return {
             name: value * self.masks[name] if name in self.masks else value
@@ -58,5 +63,7 @@ class RandomPruning(Compressor):
 
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
-    """Contribute the ``random`` pruning compressor."""
+    """Contribute ``random`` pruning, ``logit_adjust`` and the ``gaussian_noise`` middleware."""
     register.compressor(RandomPruning)
+    register.compressor(LogitAdjustment)
+    register.middleware(GaussianNoise)
