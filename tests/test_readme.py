@@ -549,8 +549,15 @@ def test_install_commands_name_real_extras_and_paths():
 
 def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path):
     """The README's plugin code, as a plugin author copies it, passes the suites it shows."""
-    python = [block.text for block in readme_blocks("python")]
-    compressor_case, compressor, architecture, architecture_case = python
+    compressor_case, compressor, architecture, architecture_case = (
+        python_snippet(marker).text
+        for marker in (
+            "class TestMyPruner(CompressorTestCase)",
+            "class RandomPruning(",
+            "(Architecture):",
+            "ArchitectureTestCase",
+        )
+    )
     (tmp_path / "my_plugin.py").write_text(f"{compressor}\nMyPruner = RandomPruning\n")
     (tmp_path / "test_snippets.py").write_text(
         f"{compressor_case}\n\n{architecture}\n\n{architecture_case}"

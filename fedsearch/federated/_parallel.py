@@ -163,7 +163,7 @@ def _layout(weights: Weights) -> Layout:
 def _shared_like(weights: Weights, rows: int | None = None) -> Weights:
     leading = () if rows is None else (rows,)
     return {
-        name: torch.zeros(*leading, *t.shape, dtype=t.dtype).share_memory_()
+        name: torch.zeros((*leading, *t.shape), dtype=t.dtype).share_memory_()
         for name, t in weights.items()
     }
 

@@ -40,7 +40,8 @@ VECTORIZE_MAX_STACKED_BYTES = 2 * 1024 * 1024
 """Largest float32 stack of a round's client weights that ``auto`` vectorizes."""
 
 
-_NOT_VECTORIZED = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase)
+_BATCH_NORMS = nn.modules.batchnorm._NormBase
+_NOT_VECTORIZED = (nn.modules.conv._ConvNd, _BATCH_NORMS)
 """Modules that keep ``auto`` sequential: convolutions (slower batched) and batch norms."""
 
 
@@ -68,7 +69,8 @@ def choose_execution(
     batch norms: ``vmap`` cannot update their running statistics in place.
 
     Raises:
-        ConfigError: ``vectorized`` was requested with such a compressor.
+        ConfigError: ``vectorized`` was requested with such a compressor, or for
+            a model with batch norms.
     """
     refused = [compressor.name for compressor in compressors if not can_vectorize(compressor)]
     if requested == "vectorized" and refused:
@@ -76,6 +78,12 @@ def choose_execution(
             f"compressor {', '.join(map(repr, refused))} cannot be trained under "
             "torch.func.vmap (vectorizable = False or per-client state); set execution to "
             '"auto" or "sequential"',
+            field="federation.execution",
+        )
+    if requested == "vectorized" and any(isinstance(m, _BATCH_NORMS) for m in model.modules()):
+        raise ConfigError(
+            "batch norm layers cannot train under torch.func.vmap (their running statistics "
+            'update in place); set execution to "auto" or "sequential"',
             field="federation.execution",
         )
     if requested == "parallel":  # only here when the round cannot train in workers
