@@ -144,8 +144,8 @@ def _snapshot(trials: list[optuna.trial.FrozenTrial]) -> dict[int, tuple]:
 
 
 def _slow_tiny_study(folder: Path, n_trials: int) -> Path:
-    """The tiny study with 10 rounds per trial, so that a trial can be caught running."""
-    text = TINY_STUDY.replace("rounds = 3\nfraction", "rounds = 10\nfraction")
+    """The tiny study with 25 rounds per trial, so that a trial can be caught running."""
+    text = TINY_STUDY.replace("rounds = 3\nfraction", "rounds = 25\nfraction")
     text = text.replace("n_trials = 3", f"n_trials = {n_trials}")
     return write_tiny_study(folder, study=text + FAST_HEARTBEATS)
 
