@@ -29,6 +29,33 @@ from tests.artifact.test_untrusted_artifacts import (
 )
 
 
+def loads(strategy, examples: int) -> tuple[list[float], collections.Counter[str]]:
+    """Load ``examples`` corruptions drawn from ``strategy``: the times and the outcomes."""
+    times: list[float] = []
+    outcomes: collections.Counter[str] = collections.Counter()
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def measure(data: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            load_model(data, REGISTRY)
+            outcomes["loaded"] += 1
+        except ArtifactError:
+            outcomes["ArtifactError"] += 1
+        except Exception as error:  # counted and shown: it must not happen
+            outcomes[type(error).__name__] += 1
+        times.append(time.perf_counter() - started)
+
+    measure()
+    return sorted(times), outcomes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000, help="corruptions of each kind")
@@ -37,29 +64,7 @@ def main() -> None:
         ("raw bytes", raw_corruptions()),
         ("header value", header_corruptions()),
     ):
-        times: list[float] = []
-        outcomes: collections.Counter[str] = collections.Counter()
-
-        @settings(
-            max_examples=args.examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(strategy)
-        def measure(data: bytes, times: list[float] = times, outcomes=outcomes) -> None:
-            started = time.perf_counter()
-            try:
-                load_model(data, REGISTRY)
-                outcomes["loaded"] += 1
-            except ArtifactError:
-                outcomes["ArtifactError"] += 1
-            except Exception as error:  # counted and shown: it must not happen
-                outcomes[type(error).__name__] += 1
-            times.append(time.perf_counter() - started)
-
-        measure()
-        times.sort()
+        times, outcomes = loads(strategy, args.examples)
         print(
             f"{name}: {len(times)} loads, median {statistics.median(times) * 1e3:.2f} ms, "
             f"p99 {times[int(0.99 * (len(times) - 1))] * 1e3:.2f} ms, "
