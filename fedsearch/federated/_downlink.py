@@ -9,10 +9,10 @@ from fedsearch.components import Channel, Weights
 DOWNLINK_MODES = ("model", "delta")
 """What the server sends: the global model, or a per-client delta."""
 INITIAL_MODELS = ("download", "seeded")
-INITIAL_MODEL = "initial_model"
-"""Name under which a client's first full model is recorded among one-time bytes."""
 """How a client gets its first model in delta mode: downloaded (and counted), or built
 from the study seed (no transfer)."""
+INITIAL_MODEL = "initial_model"
+"""Name under which a client's first full model is recorded among one-time bytes."""
 
 PayloadHook = Callable[[Weights, int | None], Weights]
 """Server-side middleware: ``(payload, client or None) -> payload``."""
