@@ -52,23 +52,23 @@ def _reduce(weight: torch.Tensor, axis: int | None, largest: bool) -> torch.Tens
 
 
 def affine_params(
-    weight: torch.Tensor, bits: int, symmetric: bool, axis: int | None, clip: float = 1.0
+    weight: torch.Tensor, bits: int, symmetric: bool, axis: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale (float32) and zero point (int32) per tensor, or per channel along ``axis``.
 
-    Symmetric: ``scale = clip * max|w| / quant_max``, zero point 0. Asymmetric:
-    the range ``[min(w, 0), max(w, 0)]`` (times ``clip``) maps onto
+    Symmetric: ``scale = max|w| / quant_max``, zero point 0. Asymmetric:
+    the range ``[min(w, 0), max(w, 0)]`` maps onto
     ``[0, 2**bits - 1]``, the zero point being the code of 0.0.
     """
     weight = weight.detach()
     low, high = code_limits(bits, symmetric)
     if symmetric:
-        largest = _reduce(weight.abs(), axis, largest=True) * clip
+        largest = _reduce(weight.abs(), axis, largest=True)
         scale = largest / high
         zero_point = torch.zeros_like(scale, dtype=torch.int32)
     else:
-        top = _reduce(weight, axis, largest=True).clamp(min=0) * clip
-        bottom = _reduce(weight, axis, largest=False).clamp(max=0) * clip
+        top = _reduce(weight, axis, largest=True).clamp(min=0)
+        bottom = _reduce(weight, axis, largest=False).clamp(max=0)
         scale = (top - bottom) / (high - low)
         # torch.where, not boolean-mask indexing: this runs under torch.func.vmap
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
