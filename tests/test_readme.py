@@ -11,6 +11,7 @@ family.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -155,7 +156,7 @@ def quickstart_job(root: Path) -> Job:
         folder,
         [
             ("run", runs[0][1]),
-            ("export onnx", exports[0][1]),
+            *((f"export onnx {index}", command[1]) for index, command in enumerate(exports)),
             ("validate", ["validate", "studies/quickstart.toml", "--json"]),
             ("pareto", ["pareto", *stored, "--json"]),
             ("status", ["status", *stored]),
@@ -362,7 +363,10 @@ def test_plugin_packaging_snippet_matches_the_example_plugin():
 def test_quickstart_commands(jobs):
     job = jobs["quickstart"]
     run = job.ok("run").stdout
-    job.ok("export onnx")
+    exported = [job.ok(name) for name in job.results if name.startswith("export onnx ")]
+    assert len(exported) >= 2, "the README shows a trial export and a --pareto export"
+    front = json.loads((job.folder / "front" / "exports.json").read_text())
+    assert front and all((job.folder / "front" / Path(row["path"]).name).is_file() for row in front)
     sample = next(block.text for block in readme_blocks("") if "Pareto front of" in block.text)
     header = sample.splitlines()[1].split()
     assert "Pareto front of quickstart" in run

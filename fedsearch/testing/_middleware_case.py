@@ -60,8 +60,9 @@ class MiddlewareTestCase:
 
     def federate(self, execution: str) -> tuple[Weights, bool]:
         """Real rounds with the middleware; the final weights and whether the RNG was untouched."""
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+        with torch.random.fork_rng():  # the caller's global RNG stays as it was
+            torch.manual_seed(0)
+            model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
         generator = torch.Generator().manual_seed(0)
         inputs = torch.randn(30, 6, generator=generator)
         labels = torch.randint(0, 3, (30,), generator=generator)

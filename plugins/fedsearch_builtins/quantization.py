@@ -130,7 +130,8 @@ class QuantizerSpec:
         if not self.calibrate:
             return scale, zero_point
         rows = weight.detach().movedim(self.axis or 0, 0).reshape(len(scale), -1)
-        candidates = torch.tensor(CALIBRATION_CLIPS).unsqueeze(1) * scale  # (ratios, scales)
+        ratios = torch.tensor(CALIBRATION_CLIPS, dtype=scale.dtype, device=scale.device)
+        candidates = ratios.unsqueeze(1) * scale  # (ratios, scales)
         steps = candidates.unsqueeze(2)
         zero = zero_point.reshape(1, -1, 1).to(torch.float32)
         codes = torch.clamp(

@@ -64,7 +64,7 @@ class LogitAdjustment(Compressor):
         state: LabelCounts = step.state
         classes = logits.shape[-1]
         if state.counts is None:
-            state.counts = torch.zeros(classes)
+            state.counts = torch.zeros(classes, device=logits.device)
         state.counts += torch.bincount(batch.targets, minlength=classes).to(state.counts.dtype)
         prior = (state.counts + 1.0) / (state.counts.sum() + classes)
         plain = F.cross_entropy(logits, batch.targets)

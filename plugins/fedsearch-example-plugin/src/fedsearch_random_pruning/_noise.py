@@ -35,7 +35,8 @@ class GaussianNoise(Middleware):
         generator = context.generator()
         return {
             name: tensor
-            + self.params.sigma * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+            + self.params.sigma
+            * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype).to(tensor.device)
             if tensor.is_floating_point()
             else tensor
             for name, tensor in update.items()
