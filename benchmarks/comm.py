@@ -10,10 +10,11 @@ payloads. 5% of the training images (3000, stratified, seed 0) are carved out
 for validation and the other 57000 dealt to the clients (570 each, the paper:
 600). The stopping round is chosen on validation (the first evaluation whose
 validation accuracy reaches the target); the test accuracy of the model of that
-round is reported beside it and never used. In delta mode the first reference
-model of each client is not charged by this version of the library: the
-script prints an estimate of it from real serialized bytes (participating
-clients x the float32 payload of the model), labelled as such.
+round is reported beside it and never used. In delta mode each client's first
+reference model is downloaded in full the first time it takes part and the
+channel counts it (one-time bytes, in the total); the ``best_seeded`` preset is
+the same run with ``initial_model = "seeded"`` (clients build the initial model
+from the seed, 0 bytes), so both figures are measured.
 
     nice -n 15 python benchmarks/comm.py --preset float32 topk --out runs/comm.jsonl
     python benchmarks/comm.py --table runs/comm.jsonl
@@ -67,6 +68,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "downlink": [("stc", {"fraction": 0.02})],
         "downlink_mode": "delta",
     },
+    "best_seeded": {
+        "uplink": [EF, ("stc", {"fraction": 0.01})],
+        "downlink": [("stc", {"fraction": 0.02})],
+        "downlink_mode": "delta",
+        "initial_model": "seeded",
+    },
     "stc_delta_topk_qsgd": {
         "uplink": [EF, ("stc", {"fraction": 0.01})],
         "downlink": [("topk", {"fraction": 0.03}), ("qsgd", {"levels": 7, "norm": "max"})],
@@ -104,6 +111,7 @@ def run_preset(name: str, args: argparse.Namespace, data: FederatedData) -> dict
         learning_rate=args.lr,
         eval_every=args.eval_every,
         downlink=preset.get("downlink_mode", "model"),
+        initial_model=preset.get("initial_model", "download"),
         execution=args.execution,
     )
     run, tap = tapped(
@@ -120,9 +128,6 @@ def run_preset(name: str, args: argparse.Namespace, data: FederatedData) -> dict
     model = registry.create("architecture", "mnist_2nn").build(data.input_shape, data.num_classes)
     totals = {"uplink": 0, "downlink": 0, "one_time": 0}
     state: dict[str, Any] = {"accuracy": 0.0, "round": 0, "reached": False, "test": None}
-    reference_bytes = len(
-        registry.create("codec", "float32").encode(model.state_dict(), client=None)
-    )
     started = time.perf_counter()
 
     def on_round(record: RoundRecord) -> None:
@@ -150,10 +155,8 @@ def run_preset(name: str, args: argparse.Namespace, data: FederatedData) -> dict
         "rounds": state["round"],
         "val_accuracy": state["accuracy"],
         "test_accuracy": state["test"],
+        "initial_model": federation.initial_model,
         "participants": len(tap.participants),
-        "estimated_first_reference_bytes": (
-            len(tap.participants) * reference_bytes if federation.downlink == "delta" else 0
-        ),
         "uplink_bytes": totals["uplink"],
         "downlink_bytes": totals["downlink"],
         "one_time_bytes": totals["one_time"],
@@ -169,42 +172,46 @@ def run_preset(name: str, args: argparse.Namespace, data: FederatedData) -> dict
 def print_table(path: Path) -> None:
     """Markdown table of the results in ``path``, ratios against the float32 row of each seed.
 
-    The last column adds the estimated first-reference bytes of a delta downlink
-    (participants x the float32 model payload) to the total: an estimate, not
-    what the channel counted.
+    Then, per preset run at several seeds, the mean and spread (min to max) of
+    its rounds and ratios.
     """
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     bases = {row["settings"]["seed"]: row for row in rows if row["preset"] == "float32"}
     print(
         "| preset | seed | uplink | downlink | rounds | val acc | test acc | uplink MB "
-        "| downlink MB | total MB | uplink x | total x | total x with est. first reference |"
+        "| downlink MB | one-time MB | total MB | uplink x | total x |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    spread: dict[str, list[tuple[int, float, float]]] = {}
     for row in rows:
-
-        def pipe(stages: list[dict[str, Any]]) -> str:
-            return " + ".join(stage["name"] + _knobs(stage["params"]) for stage in stages)
-
         base = bases.get(row["settings"]["seed"])
-        estimated = row["total_bytes"] + row.get("estimated_first_reference_bytes", 0)
-        ratios = [
-            base[key] / value if base else float("nan")
-            for key, value in (
-                ("uplink_bytes", row["uplink_bytes"]),
-                ("total_bytes", row["total_bytes"]),
-                ("total_bytes", estimated),
-            )
-        ]
+        keys = ("uplink_bytes", "total_bytes")
+        up, total = (base[key] / row[key] if base else float("nan") for key in keys)
+        if row["reached"]:
+            spread.setdefault(row["preset"], []).append((row["rounds"], up, total))
         reached = "" if row["reached"] else " (not reached)"
-        down = pipe(row["downlink_codec"]) + (" (delta)" if row["downlink_mode"] == "delta" else "")
+        mode = {"model": "", "delta": " (delta)"}[row["downlink_mode"]]
+        if row.get("initial_model") == "seeded":
+            mode = " (delta, seeded first reference)"
         test = f"{row['test_accuracy']:.4f}" if row.get("test_accuracy") is not None else "-"
         print(
-            f"| {row['preset']} | {row['settings']['seed']} | {pipe(row['uplink_codec'])} "
-            f"| {down} | {row['rounds']}{reached} | {row.get('val_accuracy', 0):.4f} | {test} "
-            f"| {row['uplink_bytes'] / 1e6:.2f} | {row['downlink_bytes'] / 1e6:.2f} "
-            f"| {row['total_bytes'] / 1e6:.2f} | {ratios[0]:.1f} | {ratios[1]:.1f} "
-            f"| {ratios[2]:.1f} |"
+            f"| {row['preset']} | {row['settings']['seed']} | {_pipe(row['uplink_codec'])} "
+            f"| {_pipe(row['downlink_codec'])}{mode} | {row['rounds']}{reached} "
+            f"| {row.get('val_accuracy', 0):.4f} | {test} | {row['uplink_bytes'] / 1e6:.2f} "
+            f"| {row['downlink_bytes'] / 1e6:.2f} | {row['one_time_bytes'] / 1e6:.2f} "
+            f"| {row['total_bytes'] / 1e6:.2f} | {up:.1f} | {total:.1f} |"
         )
+    print("\n| preset | seeds reached | rounds mean (min-max) | uplink x mean (min-max) "
+          "| total x mean (min-max) |\n| --- | --- | --- | --- | --- |")  # fmt: skip
+    for preset, runs in spread.items():
+        cells = [
+            f"{sum(v) / len(v):.1f} ({min(v):.1f}-{max(v):.1f})" for v in zip(*runs, strict=True)
+        ]
+        print(f"| {preset} | {len(runs)} | " + " | ".join(cells) + " |")
+
+
+def _pipe(stages: list[dict[str, Any]]) -> str:
+    return " + ".join(stage["name"] + _knobs(stage["params"]) for stage in stages)
 
 
 def _knobs(params: dict[str, Any]) -> str:

@@ -154,7 +154,12 @@ class Compressor(Component):
     3. The first time a client trains: ``client_state(client)``, once per
        client; the runtime keeps what it returns for that client alone and
        discards it when the trial ends.
-    4. Every local step, on each client: the forward pass uses
+    4. On the clients, before a group of clients that received the same
+       weights trains: ``on_local_training_start(received, round_index)``.
+       It may derive settings from ``received`` that each of those clients
+       could compute from what it received (e.g. a quantization step chosen
+       once a round instead of at every step).
+    5. Every local step, on each client: the forward pass uses
        ``transform_parameters(params, step)`` of every compressor in stage
        order (masks, fake quantization with a straight-through estimator),
        and the loss goes through ``training_loss(loss, logits, batch, step)``
@@ -162,7 +167,7 @@ class Compressor(Component):
        client, whether it is training, and carries this compressor's state for
        that client. Evaluation and the artifact call ``transform_parameters``
        with ``step.training`` False and no client.
-    5. At the end: ``stored_tensors`` says how tensors are written to the
+    6. At the end: ``stored_tensors`` says how tensors are written to the
        artifact (e.g. integer codes and scales); tensors no compressor claims
        are stored as float32.
 
@@ -201,6 +206,9 @@ class Compressor(Component):
 
     def on_round_start(self, weights: Weights, round_index: int) -> None:
         """Server side, before the weights are broadcast; may edit ``weights`` in place."""
+
+    def on_local_training_start(self, received: Weights, round_index: int) -> None:
+        """Client side, before clients train from ``received``; derive per-round settings."""
 
     def client_state(self, client: int) -> Any:
         """A fresh per-client state for ``client`` (None: the compressor keeps none).

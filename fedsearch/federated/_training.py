@@ -218,6 +218,8 @@ class LocalTrainer:
             proximal_mu,
             round_index,
         )
+        for compressor in self.compressors:
+            compressor.on_local_training_start(weights, round_index)
         orders = [self._batches(job.indices) for job in jobs]
         # Workers keep nothing between rounds: clients with compressor state train in-process.
         stateless = all(state is None for job in jobs for state in job.states)

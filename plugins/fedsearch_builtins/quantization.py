@@ -113,7 +113,9 @@ class QuantizerSpec:
         self.bits, self.symmetric, self.calibrate = bits, symmetric, calibrate
         self.axis = 0 if per_channel else None
 
-    def params(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def params(
+        self, weight: torch.Tensor, clip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and zero point: from the full range, or the least-squared-error step.
 
         With ``calibrate`` each scale (each channel's, when per channel) is the
@@ -124,11 +126,19 @@ class QuantizerSpec:
         zero point stays that of the full range (clipping both ends by one ratio
         keeps the code of 0.0). All candidates are evaluated in one batch of
         tensor operations, so it runs under ``vmap`` and costs a few fake
-        quantizations, not one per ratio.
+        quantizations, not one per ratio. A given ``clip`` (the ratios
+        ``clip_ratios`` chose earlier) skips the search.
         """
         scale, zero_point = affine_params(weight, self.bits, self.symmetric, self.axis)
         if not self.calibrate:
             return scale, zero_point
+        if clip is not None:
+            return scale * clip, zero_point
+        return scale * self.clip_ratios(weight), zero_point
+
+    def clip_ratios(self, weight: torch.Tensor) -> torch.Tensor:
+        """Per scale, the ratio of ``CALIBRATION_CLIPS`` with the least squared error."""
+        scale, zero_point = affine_params(weight, self.bits, self.symmetric, self.axis)
         rows = weight.detach().movedim(self.axis or 0, 0).reshape(len(scale), -1)
         ratios = torch.tensor(CALIBRATION_CLIPS, dtype=scale.dtype, device=scale.device)
         candidates = ratios.unsqueeze(1) * scale  # (ratios, scales)
@@ -139,7 +149,7 @@ class QuantizerSpec:
         )
         errors = ((codes - zero) * steps - rows).square().sum(dim=2)
         best = errors.argmin(dim=0, keepdim=True)
-        return candidates.gather(0, best)[0], zero_point
+        return ratios.unsqueeze(1).expand_as(candidates).gather(0, best)[0]
 
     def fake(
         self, weight: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
@@ -149,9 +159,9 @@ class QuantizerSpec:
         codes = quantize_codes(weight, scale, zero_point, limits, self.axis)
         return dequantize_codes(codes, scale, zero_point, self.axis)
 
-    def fake_quantize(self, weight: torch.Tensor) -> torch.Tensor:
+    def fake_quantize(self, weight: torch.Tensor, clip: torch.Tensor | None = None) -> torch.Tensor:
         """Quantized forward, straight-through backward (the added term is exactly zero)."""
-        scale, zero_point = self.params(weight)
+        scale, zero_point = self.params(weight, clip)
         return self.fake(weight, scale, zero_point) + (weight - weight.detach())
 
     def stored(self, weight: torch.Tensor) -> QuantizedTensor:
@@ -173,11 +183,14 @@ def weight_names(model: torch.nn.Module) -> list[str]:
     return [name for name, param in model.named_parameters() if param.ndim >= 2]
 
 
-class UniformParams(ComponentParams):
-    """Knobs of uniform quantization."""
+class QuantizerParams(ComponentParams):
+    """Knobs every uniform quantizer shares: scheme, granularity, step, mode."""
 
-    bits: Annotated[Bits, SearchChoices([2, 3, 4, 6, 8])] = 8
-    scheme: Literal["symmetric", "asymmetric"] = "symmetric"
+    scheme: Literal["auto", "symmetric", "asymmetric"] = "auto"
+    """``symmetric``: signed codes around 0 (``2**bits - 1`` levels, zero point
+    0); ``asymmetric``: the range ``[min, max]`` on all ``2**bits`` codes with a
+    zero point; ``auto``: asymmetric at 2 bits, where a symmetric code has only
+    three levels (-1, 0, 1) and an asymmetric one four, symmetric above."""
     granularity: Literal["auto", "tensor", "channel"] = "auto"
     """One scale per tensor, or one per output channel (row, filter); ``auto``:
     per channel at 2 and 3 bits, per tensor above."""
@@ -192,6 +205,19 @@ class UniformParams(ComponentParams):
     """QAT: share of the rounds trained in float before fake quantization starts."""
 
 
+class UniformParams(QuantizerParams):
+    """Knobs of uniform quantization: one width for every layer weight."""
+
+    bits: Annotated[Bits, SearchChoices([2, 3, 4, 6, 8])] = 8
+    ends: Literal["auto", "same", "int8"] = "auto"
+    """Width of the first and the last layer: ``same`` as ``bits``; ``int8``:
+    8 bits; ``auto``: 8 bits when ``bits`` is 2 or 3 and other layers lie
+    between the two (which keep ``bits``), else ``same``. These two
+    layers hold few weights and lose the most accuracy at very low widths,
+    which is why low-bit work since DoReFa-Net (Zhou et al. 2016) and LSQ
+    (Esser et al. 2020) keeps them at 8 bits."""
+
+
 class UniformQuantization(Compressor):
     """Uniform integer quantization of layer weights, 2 to 8 bits.
 
@@ -201,7 +227,9 @@ class UniformQuantization(Compressor):
     (``max|w|``) wastes the few levels there are (at 2 bits, three levels that
     round nearly every weight to zero), so by default those widths use one
     scale per output channel and the step with the least squared error (clip
-    ratios 1.0 to 0.05 of the range), as does PTQ. The artifact stores the integer
+    ratios 1.0 to 0.05 of the range), as does PTQ, keep the first and last
+    layers at 8 bits (``ends``), and 2 bits use all four codes (asymmetric).
+    The artifact stores the integer
     codes bit-packed with float32 scales (and int32 zero points when
     asymmetric). Biases stay float32.
     """
@@ -215,10 +243,33 @@ class UniformQuantization(Compressor):
         """Keep the model to find its layer weights each round."""
         self.model = context.model
         self.start_round = round(self.params.start_fraction * context.num_rounds)
+        self.round_clips: dict[str, torch.Tensor] = {}
+
+    def on_local_training_start(self, received: Weights, round_index: int) -> None:
+        """Choose each searched step's clip ratio once, from the weights the clients received.
+
+        The least-squared-error search costs a few fake quantizations of every
+        weight; done at every local step it doubled the quickstart's time. The
+        ratio moves little within a round, so local training reuses the ratio
+        chosen on the round's starting weights (what every client of the group
+        received); evaluation and the artifact search afresh on their weights.
+        """
+        self.round_clips = {}
+        if self.params.mode == "qat" and round_index >= self.start_round:
+            self.round_clips = {
+                name: spec.clip_ratios(received[name])
+                for name, spec in self._specs().items()
+                if spec.calibrate
+            }
 
     def bits_for(self, names: list[str]) -> dict[str, int]:
         """Bits of each layer weight (32: stays float)."""
-        return dict.fromkeys(names, self.params.bits)
+        params = self.params
+        bits = dict.fromkeys(names, params.bits)
+        low = params.bits <= LOW_BITS and len(names) > 2  # a layer between them stays low
+        if names and (params.ends == "int8" or (params.ends == "auto" and low)):
+            bits[names[0]] = bits[names[-1]] = max(params.bits, 8)
+        return bits
 
     def _specs(self) -> dict[str, QuantizerSpec]:
         return {
@@ -232,7 +283,8 @@ class UniformQuantization(Compressor):
         params, low = self.params, bits <= LOW_BITS
         per_channel = params.granularity == "channel" or (params.granularity == "auto" and low)
         searched = params.step == "mse" or (params.step == "auto" and (low or params.mode == "ptq"))
-        return QuantizerSpec(bits, params.scheme == "symmetric", per_channel, calibrate=searched)
+        symmetric = params.scheme == "symmetric" or (params.scheme == "auto" and bits > 2)
+        return QuantizerSpec(bits, symmetric, per_channel, calibrate=searched)
 
     def transform_parameters(self, params: Weights, step: StepContext) -> Weights:
         """Fake-quantize the layer weights: QAT from the start round, PTQ outside training."""
@@ -242,8 +294,9 @@ class UniformQuantization(Compressor):
         specs = self._specs() if active else {}
         if not specs:
             return params
+        clips = self.round_clips if step.training else {}
         return {
-            name: specs[name].fake_quantize(value) if name in specs else value
+            name: specs[name].fake_quantize(value, clips.get(name)) if name in specs else value
             for name, value in params.items()
         }
 
@@ -252,10 +305,9 @@ class UniformQuantization(Compressor):
         return {name: spec.stored(params[name]) for name, spec in self._specs().items()}
 
 
-class MixedParams(UniformParams):
+class MixedParams(QuantizerParams):
     """Knobs of mixed precision: one bit width per layer group, searched."""
 
-    bits: Bits = 8
     bits_first: Annotated[Bits, SearchChoices([2, 3, 4, 5, 6, 8])] = 8
     """Bits of the first layer."""
     bits_hidden: Annotated[Bits, SearchChoices([2, 3, 4, 5, 6, 8])] = 4

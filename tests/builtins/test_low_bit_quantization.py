@@ -106,3 +106,70 @@ def test_a_two_bit_quickstart_like_trial_learns(tmp_path, registry):
     print(f"2-bit MLP 64-64-10, 10 rounds: validation accuracy {outcome.val_accuracy:.4f}")
     assert outcome.val_accuracy > 0.8  # chance is 0.1
     assert [layer.bits for layer in describe_artifact(outcome.artifact)] == [2, 32, 2, 32]
+
+
+def _cnn_quantizer(registry, params):
+    model = registry.create("architecture", "cnn", {"channels": [4, 8], "hidden": 16})
+    quantizer = registry.create("compressor", "uniform", params)
+    quantizer.setup(CompressionContext(model=model.build((1, 8, 8), 10), num_rounds=4,
+                                       teacher=None))  # fmt: skip
+    return quantizer
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"bits": 2}, [8, 2, 2, 8]),
+        ({"bits": 3, "ends": "same"}, [3, 3, 3, 3]),
+        ({"bits": 4}, [4, 4, 4, 4]),
+        ({"bits": 4, "ends": "int8"}, [8, 4, 4, 8]),
+    ],
+)
+def test_low_widths_keep_the_first_and_last_layer_at_eight_bits(registry, params, expected):
+    quantizer = _cnn_quantizer(registry, params)
+    assert [spec.bits for spec in quantizer._specs().values()] == expected
+
+
+def test_a_two_layer_mlp_stays_at_its_width_everywhere(registry):
+    quantizer = registry.create("compressor", "uniform", {"bits": 2})
+    quantizer.setup(_context(registry))
+    assert [spec.bits for spec in quantizer._specs().values()] == [2, 2]
+
+
+def test_the_step_is_searched_once_a_round_from_the_received_weights(registry, monkeypatch):
+    from fedsearch.components import StepContext
+
+    quantizer = _cnn_quantizer(registry, {"bits": 2})
+    received = {name: value.clone() for name, value in quantizer.model.state_dict().items()}
+    searches = []
+    original = QuantizerSpec.clip_ratios
+    monkeypatch.setattr(
+        QuantizerSpec, "clip_ratios", lambda spec, w: searches.append(w.shape) or original(spec, w)
+    )
+    quantizer.on_local_training_start(received, round_index=1)
+    assert len(searches) == 2  # one per 2-bit tensor (the 8-bit ends keep max|w|), not per step
+    moved = {name: value * 1.5 for name, value in received.items()}
+    training = StepContext(round=1, client=0, training=True)
+    for _ in range(5):
+        seen = quantizer.transform_parameters(moved, training)
+    assert len(searches) == 2
+    name, spec = next((n, s) for n, s in quantizer._specs().items() if s.calibrate)
+    scale, zero_point = spec.params(moved[name], original(spec, received[name]))
+    assert torch.equal(seen[name], spec.fake(moved[name], scale, zero_point))
+    # evaluation and the artifact search afresh on the weights they are given
+    evaluated = quantizer.transform_parameters(moved, StepContext.evaluating(1))
+    assert len(searches) == 4
+    assert torch.equal(evaluated[name], spec.fake_quantize(moved[name]))
+
+
+@pytest.mark.parametrize(
+    ("params", "symmetric"),
+    [({"bits": 2}, False), ({"bits": 3}, True), ({"bits": 2, "scheme": "symmetric"}, True)],
+)
+def test_two_bits_use_all_four_codes_by_default(registry, params, symmetric):
+    quantizer = _cnn_quantizer(registry, {**params, "ends": "same"})
+    specs = list(quantizer._specs().values())
+    assert all(spec.symmetric is symmetric for spec in specs)
+    weight = quantizer.model.state_dict()[next(iter(quantizer._specs()))]
+    levels = {len(row.unique()) for row in specs[0].fake_quantize(weight).flatten(1)}
+    assert max(levels) == 2 ** params["bits"] - (1 if symmetric else 0)
