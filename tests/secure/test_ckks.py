@@ -82,3 +82,15 @@ def test_training_accuracy_is_within_half_a_point_of_plain_fedavg_on_the_quickst
     assert abs(plain_accuracy - he_accuracy) <= 0.005, (plain_accuracy, he_accuracy)
     assert plain_accuracy > 0.9
     assert encrypted.uplink_bytes > 10 * plain.uplink_bytes  # ciphertext expansion, counted
+
+
+def test_dropped_clients_are_left_out_of_the_mean():
+    clients = updates(10, length=100)
+    aggregator = CkksAggregator(CkksAggregator.Params(dropout=0.3))
+    result = aggregator.aggregate(
+        RecordingChannel(), clients, dict.fromkeys(clients, 1), round_index=0, seed=4
+    )
+    assert len(result.dropped) == 3
+    assert set(result.survivors) == set(clients) - set(result.dropped)
+    plain = torch.stack([clients[c]["w"].double() for c in result.survivors]).mean(0)
+    assert (result.mean_delta["w"].double() - plain).abs().max().item() < TOLERANCE

@@ -165,3 +165,17 @@ def test_secagg_training_accuracy_matches_plain_fedavg_on_the_quickstart_workloa
     secure = run_federated(quickstart_model(data), quickstart_run(data, SecAggPlus()))
     gap = abs(plain.history[-1].val_accuracy - secure.history[-1].val_accuracy)
     assert gap <= 0.005, (plain.history[-1], secure.history[-1])
+
+
+def test_same_seed_same_weights_and_bytes_although_keys_are_fresh():
+    data = quickstart_data()
+    runs = [
+        run_federated(
+            quickstart_model(data),
+            quickstart_run(data, SecAggPlus(SecAggPlus.Params(dropout=0.2)), rounds=2),
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].comm_bytes == runs[1].comm_bytes
+    for name, tensor in runs[0].weights.items():
+        assert torch.equal(tensor, runs[1].weights[name])
