@@ -123,3 +123,16 @@ def test_a_tiny_study_runs_under_each_protocol_with_dp_clipping(tmp_path, capsys
         assert attrs["dropped_clients"] == (3 if secure is SECAGG else 0)
         # every protocol byte of the trial is in its comm_bytes
         assert trial.values[2] >= attrs["secure_aggregation_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("study", "protocol"),
+    [("quickstart_secagg.toml", "secagg_plus"), ("quickstart_he.toml", "ckks")],
+)
+def test_the_protected_quickstarts_resolve_with_their_protocol(study, protocol):
+    from fedsearch import resolve_study
+    from tests.conftest import REPO
+
+    resolved = resolve_study(REPO / "studies" / study, get_registry())
+    assert resolved.secure_aggregation is not None
+    assert resolved.secure_aggregation.name == protocol
