@@ -40,8 +40,8 @@ def fedsearch_register_components(register: Registrar) -> None:
             ``register.architecture(MyNet)``, ``register.dataset``,
             ``register.partitioner``, ``register.strategy``, ``register.codec``,
             ``register.sampler``, ``register.objective``,
-            ``register.middleware``. A name already taken within its kind is an
-            error that names both plugins.
+            ``register.middleware``, ``register.secure_aggregator``. A name
+            already taken within its kind is an error that names both plugins.
 
     Returns:
         Nothing; registration happens through ``register``.

@@ -36,6 +36,7 @@ from fedsearch.components._params import (
 )
 from fedsearch.components._partitioner import Partitioner
 from fedsearch.components._sampler import Sampler
+from fedsearch.components._secure import SecureAggregate, SecureAggregator
 from fedsearch.components._strategy import ClientUpdate, ServerRound, Strategy
 
 COMPONENT_KINDS: dict[str, type[Component]] = {
@@ -50,6 +51,7 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
         Sampler,
         Objective,
         Middleware,
+        SecureAggregator,
     )
 }
 """Every component kind, by its name."""
@@ -84,6 +86,8 @@ __all__ = [
     "SearchHint",
     "SearchPerLayer",
     "SearchRange",
+    "SecureAggregate",
+    "SecureAggregator",
     "ServerRound",
     "Stage",
     "StepContext",

@@ -36,6 +36,8 @@ class Traffic:
     uplink: int = 0
     one_time: int = 0
     one_time_by_name: dict[str, int] = field(default_factory=dict)
+    protocol_by_name: dict[str, int] = field(default_factory=dict)
+    """Bytes of named per-round messages (``transfer_bytes``: secure aggregation's stages)."""
 
     @property
     def total(self) -> int:
@@ -47,22 +49,29 @@ class Traffic:
         """The sums of ``transfers`` by direction."""
         totals = dict.fromkeys(DIRECTIONS, 0)
         by_name: dict[str, int] = {}
+        protocol: dict[str, int] = {}
         for transfer in transfers:
             totals[transfer.direction] += transfer.num_bytes
-            if transfer.direction == "one_time" and transfer.name is not None:
-                by_name[transfer.name] = by_name.get(transfer.name, 0) + transfer.num_bytes
-        return cls(**totals, one_time_by_name=by_name)
+            if transfer.name is not None:
+                named = by_name if transfer.direction == "one_time" else protocol
+                named[transfer.name] = named.get(transfer.name, 0) + transfer.num_bytes
+        return cls(**totals, one_time_by_name=by_name, protocol_by_name=protocol)
 
     def __add__(self, other: Traffic) -> Traffic:
-        by_name = dict(self.one_time_by_name)
-        for name, num_bytes in other.one_time_by_name.items():
-            by_name[name] = by_name.get(name, 0) + num_bytes
         return Traffic(
             self.downlink + other.downlink,
             self.uplink + other.uplink,
             self.one_time + other.one_time,
-            by_name,
+            _merged(self.one_time_by_name, other.one_time_by_name),
+            _merged(self.protocol_by_name, other.protocol_by_name),
         )
+
+
+def _merged(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
+    merged = dict(first)
+    for name, num_bytes in second.items():
+        merged[name] = merged.get(name, 0) + num_bytes
+    return merged
 
 
 class Channel(ABC):
@@ -76,6 +85,9 @@ class Channel(ABC):
        download): the channel encodes it with the codec of that direction,
        counts ``len()`` of the bytes (times ``recipients`` for a broadcast that
        each recipient receives whole) and returns what the other end decodes.
+       Protocol messages that are bytes already (secure aggregation's keys,
+       shares, masked inputs, ciphertexts) go through ``transfer_bytes``,
+       which counts them the same way and delivers them unchanged.
     2. ``end_round()``: the round's bytes as one immutable ``Traffic`` record;
        counting starts afresh for the next round.
     """
@@ -98,6 +110,20 @@ class Channel(ABC):
             client: The client at the other end; None for a broadcast.
             recipients: How many clients receive this same payload.
             name: What a one-time download is (``"teacher"``), for the record.
+        """
+
+    @abstractmethod
+    def transfer_bytes(
+        self, payload: bytes, *, direction: Direction, client: int | None, name: str
+    ) -> bytes:
+        """Count an already-encoded protocol message and deliver it unchanged.
+
+        Args:
+            payload: The message as it travels.
+            direction: ``"downlink"`` (server to ``client``) or ``"uplink"``.
+            client: The client at the other end; None for a party that is no client
+                (the key holder of homomorphic aggregation).
+            name: What the message is (``"secagg.share_keys"``), for the record.
         """
 
     @abstractmethod

@@ -74,6 +74,8 @@ class FederationConfig(StrictModel):
     (``download``), or built from the study seed with no transfer (``seeded``)."""
     middleware: list[ComponentRef] = Field(default_factory=list)
     """Payload transforms around the channel, applied in order (clipping, noise)."""
+    secure_aggregation: ComponentRef | None = None
+    """The uplink as a secure aggregation protocol (``secagg_plus``, ``ckks``); none: plain."""
 
     @model_validator(mode="after")
     def _early_abort_within_rounds(self) -> FederationConfig:

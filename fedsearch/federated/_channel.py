@@ -57,6 +57,14 @@ class SimulatedChannel(Channel):
         self._transfers.append(Transfer(direction, client, len(payload) * recipients, name))
         return decoded
 
+    def transfer_bytes(
+        self, payload: bytes, *, direction: Direction, client: int | None, name: str
+    ) -> bytes:
+        """Count ``payload`` under ``name`` and deliver it unchanged."""
+        payload = bytes(payload)
+        self._transfers.append(Transfer(direction, client, len(payload), name))
+        return payload
+
     def end_round(self) -> Traffic:
         """The bytes of every transfer since the previous call, by direction."""
         traffic = Traffic.of(self._transfers)

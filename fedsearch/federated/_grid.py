@@ -7,10 +7,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedsearch.components import Channel, ClientUpdate, ServerRound, Strategy, Traffic, Weights
+from fedsearch.components import (
+    Channel,
+    ClientUpdate,
+    SecureAggregator,
+    ServerRound,
+    Strategy,
+    Traffic,
+    Weights,
+)
 from fedsearch.federated._client_runtime import ClientRuntime
 from fedsearch.federated._downlink import Downlink
 from fedsearch.federated._middleware_chain import MiddlewareChain
+from fedsearch.federated._secure_uplink import secure_update
 
 
 @dataclass(frozen=True)
@@ -22,12 +31,17 @@ class RoundMetrics:
         execution: The path that trained the clients.
         traffic: The round's bytes, as counted by the channel.
         clients: The clients that took part.
+        dropped: The clients that dropped out of the secure aggregation protocol.
+        plain_bytes: Under secure aggregation, what the survivors' updates
+            would take as plain float32 (the baseline of its overhead); else 0.
     """
 
     train_loss: float
     execution: str
     traffic: Traffic
     clients: tuple[int, ...] = ()
+    dropped: tuple[int, ...] = ()
+    plain_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,13 +68,16 @@ class SimulatedGrid:
     client runtime trains; each client's update (local weights minus the
     weights it trained from) passes its send middleware, the channel, and the
     server's receive middleware. The channel counts every payload after the
-    middleware that produced it.
+    middleware that produced it. With a secure aggregator, the updates go
+    through its protocol instead and the server receives only their weighted
+    mean, as one update (``client_id`` -1).
 
     Args:
         channel: Encodes, counts and decodes.
         clients: The client runtime.
         downlink: The server's downlink protocol (model or delta).
         middleware: The study's middleware, in order.
+        secure: The secure aggregation protocol of the uplink, if any.
     """
 
     def __init__(
@@ -69,11 +86,13 @@ class SimulatedGrid:
         clients: ClientRuntime,
         downlink: Downlink,
         middleware: MiddlewareChain,
+        secure: SecureAggregator | None = None,
     ) -> None:
         self.channel = channel
         self.clients = clients
         self.downlink = downlink
         self.middleware = middleware
+        self.secure = secure
 
     @property
     def num_clients(self) -> int:
@@ -106,12 +125,33 @@ class SimulatedGrid:
             round_index=round_index,
             proximal_mu=float(config.get("proximal_mu", 0.0)),
         )
+        deltas = {}
+        for client in client_ids:
+            start, local = received[client], fit.weights[client]
+            delta = {name: local[name] - start[name] for name in start}
+            deltas[client] = chain.apply(
+                "on_client_send", delta, round_index=round_index, client=client
+            )
+        if self.secure is not None:
+            weights_of = {client: self.clients.num_examples(client) for client in client_ids}
+            seed = self.middleware.seed
+            update, outcome = secure_update(
+                self.secure, self.channel, deltas, weights_of, round_index, seed
+            )
+            return FitReplies(
+                [update],
+                RoundMetrics(
+                    train_loss=float(np.mean([fit.losses[client] for client in client_ids])),
+                    execution=fit.execution,
+                    traffic=self.channel.end_round(),
+                    clients=tuple(client_ids),
+                    dropped=outcome.dropped,
+                    plain_bytes=outcome.plain_bytes,
+                ),
+            )
         updates = []
         for client in client_ids:
-            start = received[client]
-            local = fit.weights[client]
-            delta = {name: local[name] - start[name] for name in start}
-            delta = chain.apply("on_client_send", delta, round_index=round_index, client=client)
+            delta = deltas[client]
             decoded = self.channel.transfer(delta, direction="uplink", client=client)
             decoded = chain.apply(
                 "on_server_receive", decoded, round_index=round_index, client=client

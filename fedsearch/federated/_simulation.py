@@ -13,6 +13,7 @@ from fedsearch.components import (
     Codec,
     Compressor,
     Middleware,
+    SecureAggregator,
     ServerRound,
     Strategy,
     Traffic,
@@ -54,6 +55,12 @@ class SimulationResult:
     one_time_bytes: int = 0
     one_time_by_name: dict[str, int] = field(default_factory=dict)
     """``one_time_bytes`` per named one-time download (the teacher's under ``"teacher"``)."""
+    protocol_by_name: dict[str, int] = field(default_factory=dict)
+    """Per-round bytes by protocol message name (secure aggregation's stages)."""
+    dropped_clients: int = 0
+    """Client dropouts from secure aggregation, summed over rounds."""
+    plain_uplink_bytes: int = 0
+    """Under secure aggregation: the survivors' updates as plain float32, summed over rounds."""
 
     @property
     def comm_bytes(self) -> int:
@@ -77,6 +84,7 @@ class FederatedRun:
         seed: Seeds client sampling, local shuffling and middleware noise.
         device: Where clients train (a GPU: in worker processes spread over the GPUs).
         middleware: Payload transforms around the channel, in order.
+        secure_aggregator: The uplink's secure aggregation protocol, if any.
     """
 
     data: FederatedData
@@ -87,6 +95,7 @@ class FederatedRun:
     seed: int
     device: torch.device | None = None
     middleware: tuple[Middleware, ...] = ()
+    secure_aggregator: SecureAggregator | None = None
 
 
 def run_federated(
@@ -137,10 +146,12 @@ def run_federated(
             one_time_downloads=one_time_downloads,
         ),
         MiddlewareChain(run.middleware, run.seed),
+        run.secure_aggregator,
     )
     rng = np.random.default_rng(run.seed)
     history = []
     total = Traffic()
+    dropped = plain_uplink = 0
     try:
         for index in range(num_rounds):
             for compressor in compressors:
@@ -149,6 +160,8 @@ def run_federated(
             result = run_round(run.strategy, grid, weights, server_round)
             weights, metrics = result.weights, result.metrics
             total += metrics.traffic
+            dropped += len(metrics.dropped)
+            plain_uplink += metrics.plain_bytes
             evaluate = (index + 1) % federation.eval_every == 0 or index + 1 == num_rounds
             record = RoundRecord(
                 round=index + 1,
@@ -174,6 +187,9 @@ def run_federated(
         uplink_bytes=total.uplink,
         one_time_bytes=total.one_time,
         one_time_by_name=dict(total.one_time_by_name),
+        protocol_by_name=dict(total.protocol_by_name),
+        dropped_clients=dropped,
+        plain_uplink_bytes=plain_uplink,
     )
 
 

@@ -205,6 +205,10 @@ class Registrar:
         """Register a payload transform (clipping, noise, masking) applied around the channel."""
         self._add("middleware", cls)
 
+    def secure_aggregator(self, cls: type[Component]) -> None:
+        """Register a secure aggregation or homomorphic encryption protocol."""
+        self._add("secure_aggregator", cls)
+
     def _add(self, kind: str, cls: type[Component]) -> None:
         _check_component_class(kind, cls, self._plugin)
         self._registry.add(cls, plugin=self._plugin, plugin_version=self._plugin_version)

@@ -27,6 +27,7 @@ from fedsearch.host import (
     codec_pipeline_spec,
 )
 from fedsearch.search._factories import bind_study_factories, factory_digests
+from fedsearch.search._secure_checks import check_secure_aggregation
 from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
@@ -61,6 +62,8 @@ class ResolvedStudy:
     """Where clients train: the file's ``device``, resolved on this machine."""
     middleware: tuple[ComponentSpec, ...] = ()
     """Payload transforms around the channel, in order."""
+    secure_aggregation: ComponentSpec | None = None
+    """The uplink's secure aggregation protocol, if any."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -143,6 +146,12 @@ def resolve_study(
             field="teacher",
         )
     _check_vectorizable(config.federation.execution, space, registry, source)
+    secure = None
+    if federation.secure_aggregation is not None:
+        secure = spec(
+            "secure_aggregator", federation.secure_aggregation, "federation.secure_aggregation"
+        )
+        check_secure_aggregation(secure, config, space, registry, source)
     return ResolvedStudy(
         config=config,
         source=source,
@@ -167,6 +176,7 @@ def resolve_study(
             spec("middleware", ref, f"federation.middleware[{index}]")
             for index, ref in enumerate(federation.middleware)
         ),
+        secure_aggregation=secure,
     )
 
 

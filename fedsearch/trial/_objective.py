@@ -36,6 +36,7 @@ from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
+from fedsearch.trial._secure_attributes import secure_aggregator, secure_attributes
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StudyRuntime:
             seed=self.study.config.seed,
             device=self.study.device,
             middleware=tuple(spec.build() for spec in self.study.middleware),  # type: ignore[misc]
+            secure_aggregator=secure_aggregator(self.study),
         )
 
 
@@ -376,6 +378,7 @@ def trial_attributes(
             **runtime.data.partition_summary(),
         },
     }
+    attributes |= secure_attributes(runtime.study, simulation)
     if runtime.teacher is not None:
         attributes["teacher_val_accuracy"] = runtime.teacher.val_accuracy
         attributes["teacher_test_accuracy"] = runtime.teacher.test_accuracy
