@@ -26,13 +26,6 @@ CALIBRATION_CLIPS = tuple(round(1.0 - 0.05 * step, 2) for step in range(20))
 """Clipping ratios the least-squared-error step search tries (1.0 down to 0.05)."""
 LOW_BITS = 3
 """At this width and below, ``auto`` settings use per-channel scales and the searched step."""
-LOW_BITS_START = 0.3
-"""Default share of float rounds before QAT at 2 and 3 bits. Quantizing a
-randomly initialised network to three or four levels from the first step made
-training oscillate: a 2-bit quickstart CNN (4 and 16 channels, 80% pruned,
-distilled) ended at validation accuracy 0.41 when quantized from round 0, 0.66
-after 30% float rounds, 0.61 after 50% (one seed each, the quickstart's
-validation split), as QAT usually fine-tunes a float-trained model."""
 
 
 def _check_bits(bits: int) -> int:
@@ -208,10 +201,8 @@ class QuantizerParams(ComponentParams):
     mode: Literal["qat", "ptq"] = "qat"
     """``qat``: train with fake quantization (straight-through estimator);
     ``ptq``: train in float, then quantize (with the ``auto`` step: calibrated)."""
-    start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    """QAT: share of the rounds trained in float before fake quantization
-    starts; None (the default): ``LOW_BITS_START`` when a layer gets 2 or 3
-    bits, else 0."""
+    start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """QAT: share of the rounds trained in float before fake quantization starts."""
 
 
 class UniformParams(QuantizerParams):
@@ -251,11 +242,7 @@ class UniformQuantization(Compressor):
     def setup(self, context: CompressionContext) -> None:
         """Keep the model to find its layer weights each round."""
         self.model = context.model
-        start = self.params.start_fraction
-        if start is None:
-            low = min(self.bits_for(weight_names(self.model)).values(), default=FLOAT_BITS)
-            start = LOW_BITS_START if low <= LOW_BITS else 0.0
-        self.start_round = round(start * context.num_rounds)
+        self.start_round = round(self.params.start_fraction * context.num_rounds)
         self.round_clips: dict[str, torch.Tensor] = {}
 
     def on_local_training_start(self, received: Weights, round_index: int) -> None:

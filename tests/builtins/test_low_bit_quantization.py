@@ -173,20 +173,3 @@ def test_two_bits_use_all_four_codes_by_default(registry, params, symmetric):
     weight = quantizer.model.state_dict()[next(iter(quantizer._specs()))]
     levels = {len(row.unique()) for row in specs[0].fake_quantize(weight).flatten(1)}
     assert max(levels) == 2 ** params["bits"] - (1 if symmetric else 0)
-
-
-@pytest.mark.parametrize(
-    ("params", "start_round"),
-    [({"bits": 2}, 6), ({"bits": 4}, 0), ({"bits": 2, "start_fraction": 0.0}, 0)],
-)
-def test_low_widths_train_in_float_first_by_default(registry, params, start_round):
-    model = registry.create("architecture", "mlp", {"widths": [16]}).build((1, 8, 8), 10)
-    quantizer = registry.create("compressor", "uniform", params)
-    quantizer.setup(CompressionContext(model=model, num_rounds=20, teacher=None))
-    assert quantizer.start_round == start_round
-    deeper = registry.create("architecture", "mlp", {"depth": 2, "widths": [16, 16]})
-    context = CompressionContext(model=deeper.build((1, 8, 8), 10), num_rounds=20, teacher=None)
-    for hidden, start in ((3, 6), (4, 0)):  # only the hidden layer is at 2-3 bits, or none
-        mixed = registry.create("compressor", "mixed", {"bits_hidden": hidden})
-        mixed.setup(context)
-        assert mixed.start_round == start
