@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dp_accounting
@@ -62,7 +63,13 @@ def compute_epsilon(parameters: DpParameters) -> float:
             'client sampling; use accountant = "rdp" or sampling = "poisson"'
         )
     accountant.compose(event)
-    return float(accountant.get_epsilon(parameters.delta))
+    quiet = logging.getLogger("absl")  # RDP orders it cannot evaluate are dropped, with a warning
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return float(accountant.get_epsilon(parameters.delta))
+    finally:
+        quiet.setLevel(level)
 
 
 def run_dp_parameters(run: FederatedRun, rounds: int) -> DpParameters | None:
