@@ -36,8 +36,13 @@ from torch import nn
 from fedsearch import get_registry
 from fedsearch.components import DpParameters
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedData, FederatedRun, accuracy, prepare_federated_data
-from fedsearch.federated import run_federated
+from fedsearch.federated import (
+    FederatedData,
+    FederatedRun,
+    accuracy,
+    prepare_federated_data,
+    run_federated,
+)
 from fedsearch.trial._privacy import compute_epsilon
 
 CLIENTS = 1000
@@ -92,7 +97,7 @@ def one_run(
     inner = registry.create("strategy", *strategy)
     original = inner.aggregate
 
-    def aggregate(weights, updates, server_round):  # noqa: ANN001, ANN202
+    def aggregate(weights, updates, server_round):
         if server_round.index == 0:
             for update in updates:
                 squares = sum(float(t.double().pow(2).sum()) for t in update.delta.values())

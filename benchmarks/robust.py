@@ -34,8 +34,13 @@ from _federation import VAL_FRACTION, mean_std, spread
 
 from fedsearch import get_registry
 from fedsearch.config import FederationConfig
-from fedsearch.federated import FederatedData, FederatedRun, accuracy, prepare_federated_data
-from fedsearch.federated import run_federated
+from fedsearch.federated import (
+    FederatedData,
+    FederatedRun,
+    accuracy,
+    prepare_federated_data,
+    run_federated,
+)
 
 CLIENTS = 20
 PER_CLIENT = 300
@@ -113,7 +118,7 @@ def honest_norm(data: FederatedData, seed: int) -> float:
         def __getattr__(self, name: str) -> Any:
             return getattr(self.inner, name)
 
-        def aggregate(self, weights, updates, server_round):  # noqa: ANN001, ANN201
+        def aggregate(self, weights, updates, server_round):
             for update in updates:
                 squares = sum(float(t.double().pow(2).sum()) for t in update.delta.values())
                 norms.append(squares**0.5)

@@ -1,4 +1,4 @@
-"""Client-level DP: DP-FedAvg and local DP, accounted by dp-accounting from what each trial records."""
+"""Client-level DP: DP-FedAvg and local DP, accounted by dp-accounting from the records."""
 
 from __future__ import annotations
 
