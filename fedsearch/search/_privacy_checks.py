@@ -27,13 +27,24 @@ def check_privacy(
         components: The study's strategy and middleware.
         source: The study file, for the message.
     """
+    searched = space.slots.get(STRATEGY_SLOT, [])
+    private_strategies = [
+        issubclass(registry.get("strategy", name).cls, DifferentiallyPrivate) for name in searched
+    ]
+    private_components = [issubclass(spec.cls, DifferentiallyPrivate) for spec in components]
+    if config.teacher is not None and any(private_strategies + private_components):
+        raise ConfigError(
+            "the teacher is trained federatedly without differential privacy, so a private "
+            "study's guarantee would not hold; remove the [teacher] table (and distillation)",
+            source=source,
+            field="teacher",
+        )
     wants = [ref.name for ref in config.search.objectives if ref.name == "epsilon"]
     if config.search.constraints.max_epsilon is not None:
         wants.append("max_epsilon")
     if not wants:
         return
-    searched = space.slots.get(STRATEGY_SLOT)
-    if searched is not None:
+    if searched:
         private = all(
             issubclass(registry.get("strategy", name).cls, DifferentiallyPrivate)
             for name in searched

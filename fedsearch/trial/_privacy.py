@@ -62,11 +62,11 @@ def compute_epsilon(parameters: DpParameters) -> float:
             f"the {parameters.accountant} accountant cannot account for {parameters.sampling} "
             'client sampling; use accountant = "rdp" or sampling = "poisson"'
         )
-    accountant.compose(event)
     quiet = logging.getLogger("absl")  # RDP orders it cannot evaluate are dropped, with a warning
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
+        accountant.compose(event)
         return float(accountant.get_epsilon(parameters.delta))
     finally:
         quiet.setLevel(level)
