@@ -19,6 +19,9 @@ from fedsearch import (
     resolve_study,
     run_study,
 )
+from fedsearch.config import FederationConfig
+from fedsearch.federated import FederatedRun, run_federated
+from fedsearch.testing._rounds import tiny_data
 from tests._studies import DROP, tiny_space, tiny_study, write_study
 
 NO_DISTILL = tiny_space(slots={"distill": ["none"], "prune": ["none"], "quantize": ["none"]})
@@ -205,3 +208,21 @@ def test_local_dp_clips_then_adds_seeded_noise():
     assert float(noisy["w"].mean()) == pytest.approx(clipped_value, abs=0.01)
     assert float(noisy["w"].std()) == pytest.approx(0.5, rel=0.01)
     assert float(update_norm(payload)) > 900  # the input is left alone
+
+
+def test_a_run_survives_poisson_rounds_without_clients(registry):
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(40, 6, generator=generator)
+    data = tiny_data(inputs, (inputs[:, 0] > 0).long(), 2, 4)
+    run = FederatedRun(
+        data=data,
+        federation=FederationConfig(num_clients=4, rounds=3, fraction=0.05),
+        strategy=registry.create("strategy", "dp_fedavg", {"noise_multiplier": 0.0}),
+        downlink_codec=registry.create("codec", "float32"),
+        uplink_codec=registry.create("codec", "float32"),
+        seed=0,
+    )
+    history = run_federated(torch.nn.Linear(6, 2), run).history
+    losses = [record.train_loss for record in history]
+    assert np.isnan(losses[1]) and history[1].uplink_bytes == 0  # round 2 drew nobody
+    assert np.isfinite(losses[0]) and np.isfinite(losses[2])
