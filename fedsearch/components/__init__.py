@@ -35,6 +35,7 @@ from fedsearch.components._params import (
     search_hint,
 )
 from fedsearch.components._partitioner import Partitioner
+from fedsearch.components._privacy import DifferentiallyPrivate, DpParameters
 from fedsearch.components._sampler import Sampler
 from fedsearch.components._secure import SecureAggregate, SecureAggregator
 from fedsearch.components._strategy import ClientUpdate, ServerRound, Strategy
@@ -73,7 +74,9 @@ __all__ = [
     "Compressor",
     "Dataset",
     "DatasetSplits",
+    "DifferentiallyPrivate",
     "Direction",
+    "DpParameters",
     "FactoryArchitecture",
     "Middleware",
     "ModelFactory",

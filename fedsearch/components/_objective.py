@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -41,7 +42,7 @@ class Objective(Component):
     ) -> float:
         """Measure the trial's final model together with its artifact.
 
-        The trial calls this; the default is ``measure(model, input_shape)``.
+        ``measure_trial`` calls this; the default is ``measure(model, input_shape)``.
         Override it for objectives of what ships, such as the size of the
         artifact in a deployment format.
 
@@ -54,3 +55,27 @@ class Objective(Component):
             The objective value.
         """
         return self.measure(model, input_shape)
+
+    def measure_trial(
+        self,
+        artifact: bytes,
+        model: nn.Module,
+        input_shape: tuple[int, ...],
+        attributes: Mapping[str, Any],
+    ) -> float:
+        """Measure the trial: its artifact, model and recorded user attributes.
+
+        The trial calls this; the default is ``measure_artifact``. Override it
+        for objectives of what the trial recorded, such as its privacy
+        guarantee (``epsilon``).
+
+        Args:
+            artifact: The trial's compressed artifact.
+            model: The model decoded from it, in eval mode.
+            input_shape: Shape of one example, channels first.
+            attributes: The trial's user attributes recorded so far.
+
+        Returns:
+            The objective value.
+        """
+        return self.measure_artifact(artifact, model, input_shape)

@@ -152,6 +152,8 @@ class ConstraintsConfig(StrictModel):
     max_model_bytes: int | None = Field(None, gt=0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     max_comm_bytes: int | None = Field(None, gt=0)
+    max_epsilon: float | None = Field(None, gt=0.0)
+    """Largest epsilon of a differentially private trial (its recorded ``epsilon``)."""
 
 
 class SearchConfig(StrictModel):

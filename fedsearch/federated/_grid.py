@@ -27,7 +27,8 @@ class RoundMetrics:
     """What one round measured.
 
     Attributes:
-        train_loss: Mean over the round's clients of their mean training loss.
+        train_loss: Mean over the round's clients of their mean training loss (NaN
+            when no client took part).
         execution: The path that trained the clients.
         traffic: The round's bytes, as counted by the channel.
         clients: The clients that took part.
@@ -165,7 +166,9 @@ class SimulatedGrid:
                 )
             )
         metrics = RoundMetrics(
-            train_loss=float(np.mean([fit.losses[client] for client in client_ids])),
+            train_loss=float(np.mean([fit.losses[client] for client in client_ids]))
+            if client_ids  # a Poisson-sampled round may have no clients
+            else float("nan"),
             execution=fit.execution,
             traffic=self.channel.end_round(),
             clients=tuple(client_ids),

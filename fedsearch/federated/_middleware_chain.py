@@ -28,11 +28,13 @@ class MiddlewareChain:
     Args:
         middleware: Built middleware, in the order the study lists them.
         seed: The trial's seed (each call's ``PayloadContext.seed`` derives from it).
+        num_clients: How many clients exist (``PayloadContext.num_clients``).
     """
 
-    def __init__(self, middleware: Sequence[Middleware], seed: int) -> None:
+    def __init__(self, middleware: Sequence[Middleware], seed: int, num_clients: int = 0) -> None:
         self.middleware = tuple(middleware)
         self.seed = seed
+        self.num_clients = num_clients
         self.states = ClientStates([item.client_state for item in self.middleware])
 
     def __bool__(self) -> bool:
@@ -48,7 +50,9 @@ class MiddlewareChain:
         seed = payload_seed(self.seed, round_index, client, hook)
         for position, item in enumerate(self.middleware):
             state = states[position] if states else None
-            context = PayloadContext(round_index, client, seed + position, state)
+            context = PayloadContext(
+                round_index, client, seed + position, state, self.num_clients, self.seed
+            )
             tensors = getattr(item, hook)(tensors, context)
         return tensors
 

@@ -21,6 +21,7 @@ from fedsearch.components import (
 )
 from fedsearch.config import FederationConfig
 from fedsearch.federated._channel import SimulatedChannel
+from fedsearch.federated._client_data import client_training_data
 from fedsearch.federated._client_runtime import ClientRuntime
 from fedsearch.federated._data import FederatedData
 from fedsearch.federated._downlink import Downlink
@@ -122,10 +123,14 @@ def run_federated(
     federation = run.federation
     num_rounds = rounds or federation.rounds
     generator = torch.Generator().manual_seed(run.seed)
+    data = run.data
+    inputs, labels = client_training_data(
+        data.train_inputs, data.train_labels, data.client_indices, run.middleware, run.seed
+    )
     trainer = LocalTrainer(
         model,
-        run.data.train_inputs,
-        run.data.train_labels,
+        inputs,
+        labels,
         compressors,
         local_epochs=federation.local_epochs,
         batch_size=federation.batch_size,
@@ -145,7 +150,7 @@ def run_federated(
             initial_model=federation.initial_model,
             one_time_downloads=one_time_downloads,
         ),
-        MiddlewareChain(run.middleware, run.seed),
+        MiddlewareChain(run.middleware, run.seed, len(data.client_indices)),
         run.secure_aggregator,
     )
     rng = np.random.default_rng(run.seed)

@@ -27,6 +27,7 @@ from fedsearch.host import (
     codec_pipeline_spec,
 )
 from fedsearch.search._factories import bind_study_factories, factory_digests
+from fedsearch.search._privacy_checks import check_privacy
 from fedsearch.search._secure_checks import check_secure_aggregation
 from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
 
@@ -152,6 +153,12 @@ def resolve_study(
             "secure_aggregator", federation.secure_aggregation, "federation.secure_aggregation"
         )
         check_secure_aggregation(secure, config, space, registry, source)
+    strategy = spec("strategy", federation.strategy, "federation.strategy")
+    middleware = tuple(
+        spec("middleware", ref, f"federation.middleware[{index}]")
+        for index, ref in enumerate(federation.middleware)
+    )
+    check_privacy(config, space, registry, (strategy, *middleware), source)
     return ResolvedStudy(
         config=config,
         source=source,
@@ -159,7 +166,7 @@ def resolve_study(
         space=space,
         dataset=spec("dataset", config.dataset, "dataset"),
         partitioner=spec("partitioner", federation.partition, "federation.partition"),
-        strategy=spec("strategy", federation.strategy, "federation.strategy"),
+        strategy=strategy,
         downlink_codec=_codec_pipeline(
             registry, federation.downlink_codec, DOWNLINK, source, "federation.downlink_codec"
         ),
@@ -172,10 +179,7 @@ def resolve_study(
         study_name=study_name or config.name,
         objectives=objectives,
         device=resolve_device(config.device, source=source),
-        middleware=tuple(
-            spec("middleware", ref, f"federation.middleware[{index}]")
-            for index, ref in enumerate(federation.middleware)
-        ),
+        middleware=middleware,
         secure_aggregation=secure,
     )
 

@@ -31,7 +31,9 @@ from fedsearch.host import DOWNLINK, UPLINK, ComponentRegistry, codec_pipeline_s
 ARCHITECTURE_SLOT = "architecture"
 CODEC_SLOTS: dict[str, str] = {"uplink_codec": UPLINK, "downlink_codec": DOWNLINK}
 """Slots whose candidates are codec pipelines (``"topk+qsgd"``), by channel direction."""
-SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES, *CODEC_SLOTS)
+STRATEGY_SLOT = "strategy"
+"""Slot whose candidates are server strategies (``dp_fedavg``: searched clip norm, noise)."""
+SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES, *CODEC_SLOTS, STRATEGY_SLOT)
 NONE = "none"
 """Slot candidate that switches a compressor stage off."""
 
@@ -89,6 +91,8 @@ class Selection:
     architecture: ComponentChoice
     compressors: dict[str, ComponentChoice]
     codecs: dict[str, tuple[ComponentChoice, ...]] = field(default_factory=dict)
+    strategy: ComponentChoice | None = None
+    """The searched strategy (``slots.strategy``); None: the study's ``federation.strategy``."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored as a trial user attribute."""
@@ -98,6 +102,8 @@ class Selection:
         }
         for slot, stages in self.codecs.items():
             chosen[slot] = [{"name": c.name, "params": c.params} for c in stages]
+        if self.strategy is not None:
+            chosen[STRATEGY_SLOT] = {"name": self.strategy.name, "params": self.strategy.params}
         return chosen
 
 
@@ -176,7 +182,8 @@ class SearchSpace:
             params = _suggest_params(trial, dims)
             chosen[slot] = ComponentChoice(name, params)
         architecture = chosen.pop(ARCHITECTURE_SLOT)
-        return Selection(architecture, chosen, codecs)
+        strategy = chosen.pop(STRATEGY_SLOT, None)
+        return Selection(architecture, chosen, codecs, strategy)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """``(name, condition, range)`` for display by ``fedsearch validate``."""
@@ -197,16 +204,19 @@ class SearchSpace:
         return rows
 
 
-def _kind(slot: str) -> str:
+def slot_kind(slot: str) -> str:
+    """The component kind of a slot's candidates."""
     if slot in CODEC_SLOTS:
         return "codec"
+    if slot == STRATEGY_SLOT:
+        return "strategy"
     return "architecture" if slot == ARCHITECTURE_SLOT else "compressor"
 
 
 def _components(registry: ComponentRegistry, slot: str, name: str) -> list[type[Component]]:
     """The component classes of a candidate (the stages of a codec pipeline)."""
     names = name.split(PIPELINE_SEPARATOR) if slot in CODEC_SLOTS else [name]
-    return [registry.get(_kind(slot), part).cls for part in names]
+    return [registry.get(slot_kind(slot), part).cls for part in names]
 
 
 def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[str]:
@@ -224,7 +234,7 @@ def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[
         )
     for name in names:
         if name == NONE:
-            if slot == ARCHITECTURE_SLOT or slot in CODEC_SLOTS:
+            if slot in (ARCHITECTURE_SLOT, STRATEGY_SLOT) or slot in CODEC_SLOTS:
                 raise ConfigError(f"the {slot} cannot be 'none'", source=entry.source, field=where)
             continue
         if slot in CODEC_SLOTS:
@@ -233,7 +243,7 @@ def _check_slot(slot: str, entry: Sourced, registry: ComponentRegistry) -> list[
                 registry, stages, direction=CODEC_SLOTS[slot], source=entry.source, field=where
             )
             continue
-        component = registry.get(_kind(slot), name, source=entry.source, field=where).cls
+        component = registry.get(slot_kind(slot), name, source=entry.source, field=where).cls
         stage = getattr(component, "stage", slot)
         if stage != slot:
             raise ConfigError(
@@ -347,8 +357,8 @@ def _unlisted_dimensions(
     """
     names = set()
     for slot in SLOTS:
-        for component in registry.names(_kind(slot)):
-            cls = registry.get(_kind(slot), component).cls
+        for component in registry.names(slot_kind(slot)):
+            cls = registry.get(slot_kind(slot), component).cls
             if (slot, component) in dimensions or getattr(cls, "stage", slot) != slot:
                 continue
             names |= {f"{slot}.{component}.{field}" for field in cls.Params.model_fields}

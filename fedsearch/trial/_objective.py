@@ -15,7 +15,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from fedsearch.artifact import ModelSpec, describe_artifact
-from fedsearch.components import Architecture, CompressionContext, Compressor, Teacher
+from fedsearch.components import Architecture, CompressionContext, Compressor, DpParameters, Teacher
 from fedsearch.config import ConstraintsConfig
 from fedsearch.federated import (
     FederatedData,
@@ -30,13 +30,16 @@ from fedsearch.federated import (
 from fedsearch.host import CodecPipelineSpec, codec_pipeline_spec
 from fedsearch.search._describe import describe_selection
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
+from fedsearch.search._space import CODEC_SLOTS, Selection, slot_kind
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
 from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._model_io import build_artifact, load_model
+from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
+from fedsearch.trial._reports import middleware_reports
 from fedsearch.trial._secure_attributes import secure_aggregator, secure_attributes
+from fedsearch.trial._strategy_choice import selected_strategy
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class StudyRuntime:
         return FederatedRun(
             data=self.data,
             federation=self.study.config.federation,
-            strategy=self.study.strategy.build(),
+            strategy=selected_strategy(self.study, selection),
             downlink_codec=pipelines["downlink_codec"].build(),
             uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
@@ -106,6 +109,8 @@ class TrialOutcome:
     """The model decoded from ``artifact`` (the one the accuracies were measured on)."""
     teacher_training_bytes: int = 0
     """The teacher's federated training traffic, charged to a trial that uses the teacher."""
+    privacy: DpParameters | None = None
+    """What a differentially private run did (None when it is not DP)."""
 
     @property
     def model_bytes(self) -> int:
@@ -157,9 +162,10 @@ def evaluate_selection(
         assert isinstance(compressor, Compressor)
         compressor.setup(context)
         downloads |= compressor.one_time_downloads()
+    run = runtime.federated_run(selection)
     simulation = run_federated(
         model,
-        runtime.federated_run(selection),
+        run,
         compressors=compressors,
         one_time_downloads=downloads,
         on_round=on_round,
@@ -189,6 +195,7 @@ def evaluate_selection(
         parameters=sum(parameter.numel() for parameter in decoded.parameters()),
         model=decoded.eval(),
         teacher_training_bytes=runtime.teacher.training_bytes if uses_teacher else 0,
+        privacy=run_dp_parameters(run, rounds),
     )
 
 
@@ -241,7 +248,8 @@ class TrialObjective:
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, study.config.federation.rounds)
         outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
-        for key, value in trial_attributes(self.runtime, selection, outcome).items():
+        attributes = trial_attributes(self.runtime, selection, outcome)
+        for key, value in attributes.items():
             trial.set_user_attr(key, value)
         constraints = constraint_values(
             study.config.search.constraints, outcome, self.runtime.accuracy_floor.value
@@ -252,8 +260,8 @@ class TrialObjective:
         trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
         extras = [
             float(
-                spec.build().measure_artifact(
-                    outcome.artifact, outcome.model, self.runtime.data.input_shape
+                spec.build().measure_trial(
+                    outcome.artifact, outcome.model, self.runtime.data.input_shape, attributes
                 )
             )
             for spec in study.objectives
@@ -317,6 +325,10 @@ def constraint_values(
     values["min_accuracy"] = floor - outcome.val_accuracy
     if limits.max_comm_bytes is not None:
         values["max_comm_bytes"] = outcome.comm_bytes / limits.max_comm_bytes - 1.0
+    if limits.max_epsilon is not None and outcome.privacy is not None:
+        values["max_epsilon"] = (
+            privacy_attributes(outcome.privacy)["epsilon"] / limits.max_epsilon - 1
+        )
     return values
 
 
@@ -330,11 +342,7 @@ def trial_attributes(
     registry = runtime.study.registry
     slots = selection.as_dict()
     plugins = {
-        f"{slot}.{choice['name']}": _plugin_label(
-            registry.get(
-                "architecture" if slot == ARCHITECTURE_SLOT else "compressor", choice["name"]
-            )
-        )
+        f"{slot}.{choice['name']}": _plugin_label(registry.get(slot_kind(slot), choice["name"]))
         for slot, choice in slots.items()
         if slot not in CODEC_SLOTS
     }
@@ -367,6 +375,8 @@ def trial_attributes(
         "one_time_bytes": outcome.one_time_bytes,
         "teacher_download_bytes": outcome.teacher_download_bytes,
         "teacher_training_bytes": outcome.teacher_training_bytes,
+        **privacy_attributes(outcome.privacy),
+        **middleware_reports(runtime.study.middleware, outcome.model, runtime.data),
         "codecs": codecs,
         "downlink": runtime.study.config.federation.downlink,
         "selection": slots,

@@ -1,11 +1,12 @@
-"""Extra objectives: FLOPs, measured CPU inference latency and the deployed ONNX size
-(all off by default)."""
+"""Extra objectives: FLOPs, measured CPU inference latency, the deployed ONNX size and
+the privacy budget epsilon (all off by default)."""
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
@@ -113,9 +114,44 @@ class DeployBytes(Objective):
         return float(len(integer_onnx(model, decode_artifact(artifact))))
 
 
+class Epsilon(Objective):
+    """Minimise the trial's client-level privacy budget: its recorded ``epsilon``.
+
+    The epsilon that dp-accounting computes for the trial's DP strategy or
+    middleware (``dp_fedavg``, ``local_dp``) at their ``delta``; the study
+    must run one of them (checked before the study is stored).
+    """
+
+    name = "epsilon"
+    metric = "epsilon"
+    direction = "minimize"
+    description = "client-level DP epsilon from dp-accounting (needs dp_fedavg or local_dp)"
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """Not measurable from the model: the guarantee is the run's."""
+        raise PluginError("epsilon is the run's: call measure_trial", plugin=self.name)
+
+    def measure_trial(
+        self,
+        artifact: bytes,
+        model: nn.Module,
+        input_shape: tuple[int, ...],
+        attributes: Mapping[str, Any],
+    ) -> float:
+        """The trial's recorded epsilon."""
+        if "epsilon" not in attributes:
+            raise PluginError(
+                "the trial ran without differential privacy; use strategy dp_fedavg or "
+                "middleware local_dp",
+                plugin=self.name,
+            )
+        return float(attributes["epsilon"])
+
+
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
     """Register the extra objectives."""
     register.objective(FLOPs)
     register.objective(Latency)
     register.objective(DeployBytes)
+    register.objective(Epsilon)

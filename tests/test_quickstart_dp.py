@@ -1,0 +1,44 @@
+"""studies/quickstart_dp.toml, shrunk: its four-objective front shows in ``fedsearch pareto``."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import optuna
+
+from fedsearch.cli._main import main
+from tests._studies import write_toml
+from tests.conftest import REPO
+
+QUICKSTART_DP = REPO / "studies" / "quickstart_dp.toml"
+
+
+def test_a_tiny_quickstart_dp_has_four_objectives_in_pareto(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # room for every column of the table
+    study = tomllib.loads(QUICKSTART_DP.read_text())
+    study["search"]["space"] = str(REPO / "search_spaces" / "default.toml")
+    study["search"]["n_trials"] = 3
+    study["search"]["sampler"] = {"name": "random"}
+    study["federation"] |= {"rounds": 2, "num_clients": 20}
+    study["search"]["constraints"] = {"min_accuracy": 0.0}  # two rounds: keep every trial
+    study["output_dir"] = str(tmp_path / "runs")
+    path = write_toml(tmp_path / "quickstart_dp.toml", study)
+    assert main(["run", str(path)]) == 0
+    storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
+    stored = optuna.load_study(study_name="quickstart_dp", storage=storage)
+    assert stored.metric_names == ["val_accuracy", "model_bytes", "comm_bytes", "epsilon"]
+    capsys.readouterr()
+    assert main(["pareto", "--storage", storage, "--study-name", "quickstart_dp", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows
+    by_number = {trial.number: trial for trial in stored.trials}
+    for row in rows:
+        trial = by_number[row["trial"]]
+        assert {"val_accuracy", "model_bytes", "comm_bytes", "epsilon"} <= set(row)
+        assert row["epsilon"] == trial.values[3] == trial.user_attrs["epsilon"]
+        assert trial.user_attrs["sampling"] == "poisson"
+    assert main(["pareto", "--storage", storage, "--study-name", "quickstart_dp"]) == 0
+    header = capsys.readouterr().out.splitlines()[2]
+    cells = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    assert cells[:6] == ["trial", "val acc", "test acc", "model", "comm", "epsilon"]
