@@ -12,7 +12,7 @@ BYTE_UNITS = ("B", "kB", "MB", "GB", "TB")
 
 
 def format_bytes(count: float) -> str:
-    """``764`` -> ``764 B``, ``1536`` -> ``1.54 kB``, ``783000`` -> ``783 kB`` (SI, 3 significant digits)."""
+    """``764`` -> ``764 B``, ``1536`` -> ``1.54 kB``, ``783000`` -> ``783 kB`` (SI, 3 digits)."""
     value = float(count)
     for unit in BYTE_UNITS:
         if abs(value) < 999.5 or unit == BYTE_UNITS[-1]:

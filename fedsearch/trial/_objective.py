@@ -34,6 +34,7 @@ from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
 from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
+from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
 
@@ -347,6 +348,7 @@ def trial_attributes(
         "nonzero_parameters": round(elements - zeros),
         "sparsity": round(zeros / elements, 6) if elements else 0.0,
         "bits": {layer.name: layer.bits for layer in layers},
+        "layer_labels": layer_labels(outcome.model),
         "float32_tensors": float32_tensors(outcome.model, layers),
         "layers": [
             {
