@@ -132,7 +132,8 @@ def plot_learning_curves(
     for trial in front:
         history = accuracy_history(trial)
         if history:
-            axes.plot(range(1, len(history) + 1), history, marker=".", label=f"trial {trial.number}")
+            rounds = range(1, len(history) + 1)
+            axes.plot(rounds, history, marker=".", label=f"trial {trial.number}")
     if teacher:
         axes.axhline(
             teacher["val_accuracy"], color="#1f77b4", linestyle="--", label="teacher (final)"
@@ -153,7 +154,8 @@ def _format_axes(axes: Any, x_name: str, y_name: str) -> None:
     from matplotlib.ticker import FuncFormatter
 
     bytes_ticks = FuncFormatter(lambda value, _: format_bytes(value))
-    for name, axis, scale in ((x_name, axes.xaxis, axes.set_xscale), (y_name, axes.yaxis, axes.set_yscale)):
+    sides = ((x_name, axes.xaxis, axes.set_xscale), (y_name, axes.yaxis, axes.set_yscale))
+    for name, axis, scale in sides:
         if name.endswith(_BYTES_SUFFIX):
             scale("log")
             axis.set_major_formatter(bytes_ticks)

@@ -66,17 +66,19 @@ def infeasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     ]
 
 
-def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
+def pareto_rows(
+    study: optuna.Study, front: list[optuna.trial.FrozenTrial] | None = None
+) -> list[dict[str, Any]]:
     """One JSON-friendly row per distinct point of the feasible Pareto front.
 
     Front trials with identical objective values share one row, that of the
     lowest trial number; ``identical`` lists the others. ``params`` are the
     trial's sampled Optuna params (what the search chose; ``selection`` holds
-    every setting).
+    every setting). ``front``: the ``pareto_trials`` already computed.
     """
     names = study.metric_names or list(OBJECTIVE_NAMES)
     groups: dict[tuple[float, ...], list[optuna.trial.FrozenTrial]] = {}
-    for trial in pareto_trials(study):
+    for trial in pareto_trials(study) if front is None else front:
         groups.setdefault(tuple(trial.values), []).append(trial)
     rows = []
     for members in groups.values():

@@ -55,7 +55,8 @@ def teacher_ratios(values: dict[str, float], teacher: dict[str, Any] | None) -> 
     ratios = {"accuracy": f"{values['val_accuracy'] - reference['val_accuracy']:+.4f}"}
     ratios["model"] = f"{format_ratio(reference['model_bytes'], values['model_bytes'])} smaller"
     if reference["comm_bytes"]:
-        ratios["comm"] = f"{format_ratio(values['comm_bytes'], reference['comm_bytes'])} teacher's"
+        shown = format_ratio(values["comm_bytes"], reference["comm_bytes"])
+        ratios["comm"] = f"{shown} the teacher's training traffic"
     return ratios
 
 

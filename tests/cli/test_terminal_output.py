@@ -65,7 +65,7 @@ def test_searched_summary_names_only_what_the_trial_sampled(finished):
 
 
 def test_full_shows_every_setting(finished, capsys, monkeypatch):
-    storage, study = finished
+    storage, _ = finished
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["pareto", "--storage", storage, "--full"]) == 0
     out = capsys.readouterr().out
@@ -76,7 +76,8 @@ def test_full_shows_every_setting(finished, capsys, monkeypatch):
 def test_study_name_is_needed_when_the_storage_holds_two_studies(finished, tmp_path, capsys):
     storage, study = finished
     optuna.create_study(  # a second, empty study beside it
-storage=storage, study_name="other", directions=study.directions)
+        storage=storage, study_name="other", directions=study.directions
+    )
     try:
         assert main(["status", "--storage", storage]) == 2
         error = capsys.readouterr().err.strip()
