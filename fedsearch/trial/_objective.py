@@ -34,6 +34,7 @@ from fedsearch.search._space import ARCHITECTURE_SLOT, CODEC_SLOTS, Selection
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
 from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
+from fedsearch.trial._history_artifact import HISTORY_ATTR, upload_history
 from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
@@ -258,6 +259,8 @@ class TrialObjective:
             for spec in study.objectives
         ]
         trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))
+        history = upload_history(trial, self.artifact_store, outcome.simulation.history)
+        trial.set_user_attr(HISTORY_ATTR, history)
         trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
         return (
             outcome.val_accuracy,
