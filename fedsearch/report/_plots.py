@@ -154,12 +154,18 @@ def _format_axes(axes: Any, x_name: str, y_name: str) -> None:
     from matplotlib.ticker import FuncFormatter
 
     bytes_ticks = FuncFormatter(lambda value, _: format_bytes(value))
-    sides = ((x_name, axes.xaxis, axes.set_xscale), (y_name, axes.yaxis, axes.set_yscale))
-    for name, axis, scale in sides:
+    sides = (
+        (x_name, axes.xaxis, axes.set_xscale, axes.get_xlim),
+        (y_name, axes.yaxis, axes.set_yscale, axes.get_ylim),
+    )
+    for name, axis, scale, limits in sides:
         if name.endswith(_BYTES_SUFFIX):
             scale("log")
+            low, high = limits()
             axis.set_major_formatter(bytes_ticks)
-            axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+            # Less than a decade shows no major tick: label the minor ones then.
+            minor = bytes_ticks if high < 10 * low else FuncFormatter(lambda value, _: "")
+            axis.set_minor_formatter(minor)
     axes.set_xlabel(axis_label(x_name))
     axes.set_ylabel(axis_label(y_name))
 
