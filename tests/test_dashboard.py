@@ -76,6 +76,13 @@ def test_dashboard_api_shows_metric_names_note_attributes_and_artifacts(dashboar
             f"{history['artifact_id']}"
         )
         assert stored == trial.user_attrs["history"]  # the full history, nothing cut
+        note = shown[trial.number]["note"]["body"]
+        accuracy, model_bytes, comm_bytes = trial.values
+        assert note.startswith(
+            f"## Trial {trial.number}: validation accuracy {accuracy:.4f}, model size "
+            f"{format_bytes(model_bytes)}, communication {format_bytes(comm_bytes)}"
+        )
+        assert "### Learning curve" in note and "### Layers: bits and sparsity" in note
         attrs = {attr["key"]: attr["value"] for attr in shown[trial.number]["user_attrs"]}
         assert attrs["summary"].startswith("mlp(")
         assert attrs["worker"] == trial.user_attrs["worker"]
