@@ -73,7 +73,7 @@ def pareto_table(rows: list[dict[str, Any]], title: str, *, full: bool = False) 
         width = max(len(str(line[index])) for line in [[*headers], *cells])
         table.add_column(Text(header), justify="right", no_wrap=True, min_width=width)
     table.add_column(
-        Text("selection" if full else "searched choices"),
+        Text("selection"),  # without --full: only what the search chose
         justify="left",
         overflow="fold" if full else "ellipsis",
     )
