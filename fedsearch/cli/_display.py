@@ -50,8 +50,8 @@ def pareto_table(rows: list[dict[str, Any]], title: str, *, full: bool = False) 
     """
     table = Table(
         box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
     )
     extras = [key for key in (rows[0] if rows else {}) if key not in _PARETO_KEYS]
     cells = [
