@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from fedsearch import OBJECTIVE_NAMES, resolve_study, run_study
 from fedsearch._units import format_bytes, format_ratio
+from fedsearch.study import save_dashboard_plots
 from tests.conftest import free_port, get_json, write_tiny_study
 
 CHROMIUM_FLAGS = [
@@ -33,6 +34,7 @@ def dashboard(tmp_path_factory, registry):
     folder = tmp_path_factory.mktemp("dashboard")
     study = resolve_study(write_tiny_study(folder), registry)
     optuna_study = run_study(study)
+    save_dashboard_plots(study, optuna_study)  # what `fedsearch run` does after its trials
     port = free_port()
     server = subprocess.Popen(
         [
@@ -215,8 +217,10 @@ def test_study_note_shows_the_plots(dashboard, browser):
 
     text = _page_text(browser, f"{base}/dashboard/studies/{study_id}/note", "Plots")
     assert "The star is the teacher; byte axes are logarithmic" in text
-    plot_ids = optuna_study.user_attrs["dashboard_plots"]
+    *plot_ids, config_id = optuna_study.user_attrs["dashboard_plots"]
     assert len(plot_ids) == 4  # three pairs of objectives and the learning curves
+    config = get_json(f"{base}/artifacts/{study_id}/{config_id}")
+    assert config == optuna_study.user_attrs["config"]  # in full, not cut at 1,024 chars
 
     def loaded(driver):
         images = driver.find_elements(By.CSS_SELECTOR, "img[alt^='pareto-'], img[alt^='learning']")

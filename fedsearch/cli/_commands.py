@@ -33,6 +33,7 @@ from fedsearch.study import (
     load_existing_study,
     pareto_rows,
     run_study,
+    save_dashboard_plots,
     study_status,
 )
 from fedsearch.study._storage import worker_id
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             progress=progress,
         )
     _print_front(console, optuna_study, f"Pareto front of {study.study_name}", full=args.full)
+    save_dashboard_plots(study, optuna_study)
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
     console.print("Inspect it in the dashboard:", style="bold")
     console.print("  " + shlex.join(dashboard), markup=False, highlight=False)

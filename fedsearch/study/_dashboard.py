@@ -35,7 +35,7 @@ from fedsearch.study._trial_facts import (
 )
 
 PLOTS_ATTR = "dashboard_plots"
-"""Study user attribute: artifact ids of the plots in the study note (replaced after each run)."""
+"""Study user attribute: artifact ids of the note's plots and ``study-config.json``."""
 _SPARK = "▁▂▃▄▅▆▇█"
 _logger = logging.getLogger(__name__)
 
@@ -154,8 +154,9 @@ def save_trial_note(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
 def save_study_plots(study: optuna.Study, store: FileSystemArtifactStore, note: str) -> list[str]:
     """Draw the front and learning curves, upload them, and store ``note`` with them below.
 
-    The plots of an earlier run are removed first. Returns the artifact ids
-    (none without matplotlib or optuna-dashboard, or without complete trials).
+    The full configuration is uploaded beside them as ``study-config.json``.
+    The files of an earlier run are removed first. Returns the plots' artifact
+    ids (none without matplotlib or optuna-dashboard, or without complete trials).
     """
     try:
         from optuna_dashboard import save_note
@@ -175,6 +176,15 @@ def save_study_plots(study: optuna.Study, store: FileSystemArtifactStore, note: 
         paths = plot_pairs(study, complete, front, names, Path(folder), reference)
         if front:
             paths.append(plot_learning_curves(front, teacher, Path(folder)))
+        config = Path(folder) / "study-config.json"  # the user attribute is cut at 1,024 chars
+        config.write_text(json.dumps(study.user_attrs.get("config", {}), indent=2) + "\n")
+        config_id = upload_artifact(
+            artifact_store=store,
+            file_path=str(config),
+            study_or_trial=study,
+            mimetype="application/json",
+            encoding="utf-8",
+        )
         ids = [
             upload_artifact(
                 artifact_store=store,
@@ -184,7 +194,7 @@ def save_study_plots(study: optuna.Study, store: FileSystemArtifactStore, note: 
             )
             for path in paths
         ]
-    study.set_user_attr(PLOTS_ATTR, ids)
+    study.set_user_attr(PLOTS_ATTR, [*ids, config_id])
     images = [
         f"![{path.stem}](/artifacts/{study._study_id}/{artifact_id})"
         for path, artifact_id in zip(paths, ids, strict=True)

@@ -176,8 +176,17 @@ def run_study(
             runner.run_one(claim)
         finally:
             claim.release()
-    save_study_plots(optuna_study, objective.artifact_store, study_note(study))
     return optuna_study
+
+
+def save_dashboard_plots(study: ResolvedStudy, optuna_study: optuna.Study) -> list[str]:
+    """Put the front and learning-curve plots into the study note optuna-dashboard shows.
+
+    ``fedsearch run`` calls it after its trials (drawing takes a few seconds, so
+    ``run_study`` leaves it to the caller). Returns the plots' artifact ids.
+    """
+    store = FileSystemArtifactStore(_mkdir(artifact_dir(study)))
+    return save_study_plots(optuna_study, store, study_note(study))
 
 
 class _TrialRunner:
