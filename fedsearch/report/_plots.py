@@ -138,6 +138,9 @@ def plot_learning_curves(
         axes.axhline(
             teacher["val_accuracy"], color="#1f77b4", linestyle="--", label="teacher (final)"
         )
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("federated round")
     axes.set_ylabel("validation accuracy (fraction correct)")
     axes.set_title("learning curves of the Pareto front")
