@@ -155,7 +155,7 @@ def status_tables(summary: dict[str, Any], *, full: bool = False) -> list[Table 
 def export_table(scores: list[ExportScore]) -> Table:
     """Exported files re-scored in their runtimes: size, ratio to the artifact, accuracy, drift."""
     table = Table(title="exports, re-scored in their runtimes", title_justify="left")
-    headers = ("trial", "format", "file", "size", "x model", "val acc", "test acc", "max diff")
+    headers = ("trial", "format", "file", "bytes", "x model", "val acc", "test acc", "max diff")
     for header in headers:
         left = header in ("format", "file")
         table.add_column(header, justify="left" if left else "right", overflow="fold")
@@ -164,7 +164,7 @@ def export_table(scores: list[ExportScore]) -> Table:
             str(score.trial),
             score.format,
             Text(score.path),  # user text: never read as markup
-            format_bytes(score.bytes),
+            str(score.bytes),  # exact: compare with the artifact's length
             f"{score.ratio:.2f}",
             f"{score.val_accuracy:.4f}",
             f"{score.test_accuracy:.4f}",

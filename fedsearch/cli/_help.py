@@ -24,7 +24,8 @@ DESCRIPTIONS = {
     "pareto": (
         "Print the feasible Pareto front of a stored study: one line per trial with its "
         "objectives, test accuracy and the choices the search made; settings that no trial "
-        "searched are printed once above the table. Sizes are SI (1 kB = 1000 bytes)."
+        "searched are printed once above the table. A trial number followed by +N stands for "
+        "N more trials with identical objectives. Sizes are SI (1 kB = 1000 bytes)."
     ),
     "status": (
         "Where a stored study stands: trials by state and by worker, the latest failures, "

@@ -94,7 +94,8 @@ def describe_searched(selection: dict[str, Any], params: dict[str, Any]) -> str:
             tokens = [_short_param(f, values[f]) for f in fields]
             described.append(" ".join(token for token in [label, *tokens] if token))
         if described:
-            parts.append(">".join(described))
+            codec = isinstance(choice, list)
+            parts.append(f"{slot}={'>'.join(described)}" if codec else described[0])
     return " | ".join(parts) or "-"
 
 
@@ -118,10 +119,16 @@ def describe_fixed(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
                 fixed.setdefault(key, kept)
                 fixed[key] = {k: v for k, v in fixed[key].items() if kept.get(k, v) == v}
     return "; ".join(
-        f"{key.split('.', 1)[1]}({', '.join(f'{k}={_format(v)}' for k, v in values.items())})"
+        f"{_fixed_label(key)}({', '.join(f'{k}={_format(v)}' for k, v in values.items())})"
         for key, values in fixed.items()
         if values
     )
+
+
+def _fixed_label(key: str) -> str:
+    """``prune.magnitude`` -> ``magnitude``; codec stages keep their slot: ``uplink_codec=topk``."""
+    slot, name = key.split(".", 1)
+    return f"{slot}={name}" if slot.endswith("_codec") else name
 
 
 def _short_param(name: str, value: Any) -> str:
