@@ -114,7 +114,7 @@ def _postgres_missing() -> str | None:
 @functools.cache
 def _browser_missing() -> str | None:
     """Why browser tests cannot run here, or None when Chromium is installed."""
-    if shutil.which("chromium"):
+    if shutil.which("chromium") and shutil.which("chromedriver"):
         return None
     return "Chromium is not installed (apt-get install -y chromium chromium-driver)"
 

@@ -12,6 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from fedsearch import OBJECTIVE_NAMES, resolve_study, run_study
+from fedsearch._units import format_bytes, format_ratio
+from fedsearch.study import save_dashboard_plots
 from tests.conftest import free_port, get_json, write_tiny_study
 
 CHROMIUM_FLAGS = [
@@ -32,6 +34,7 @@ def dashboard(tmp_path_factory, registry):
     folder = tmp_path_factory.mktemp("dashboard")
     study = resolve_study(write_tiny_study(folder), registry)
     optuna_study = run_study(study)
+    save_dashboard_plots(study, optuna_study)  # what `fedsearch run` does after its trials
     port = free_port()
     server = subprocess.Popen(
         [
@@ -64,9 +67,24 @@ def test_dashboard_api_shows_metric_names_note_attributes_and_artifacts(dashboar
     complete = optuna_study.get_trials(states=(TrialState.COMPLETE,))
     shown = {trial["number"]: trial for trial in detail["trials"]}
     for trial in complete:
-        (artifact,) = shown[trial.number]["artifacts"]
-        assert artifact["filename"] == f"trial-{trial.number}.fsz"
-        assert artifact["artifact_id"] == trial.user_attrs["artifact_id"]
+        artifacts = {a["filename"]: a for a in shown[trial.number]["artifacts"]}
+        assert set(artifacts) == {f"trial-{trial.number}.fsz", f"history-{trial.number}.json"}
+        model = artifacts[f"trial-{trial.number}.fsz"]
+        assert model["artifact_id"] == trial.user_attrs["artifact_id"]
+        history = artifacts[f"history-{trial.number}.json"]
+        assert history["artifact_id"] == trial.user_attrs["history_artifact_id"]
+        stored = get_json(
+            f"{base}/artifacts/{study_id}/{shown[trial.number]['trial_id']}/"
+            f"{history['artifact_id']}"
+        )
+        assert stored == trial.user_attrs["history"]  # the full history, nothing cut
+        note = shown[trial.number]["note"]["body"]
+        accuracy, model_bytes, comm_bytes = trial.values
+        assert note.startswith(
+            f"## Trial {trial.number}: validation accuracy {accuracy:.4f}, model size "
+            f"{format_bytes(model_bytes)}, communication {format_bytes(comm_bytes)}"
+        )
+        assert "### Learning curve" in note and "### Layers: bits and sparsity" in note
         attrs = {attr["key"]: attr["value"] for attr in shown[trial.number]["user_attrs"]}
         assert attrs["summary"].startswith("mlp(")
         assert attrs["worker"] == trial.user_attrs["worker"]
@@ -134,3 +152,83 @@ def test_headless_chromium_renders_the_pareto_front(dashboard, tmp_path):
     assert graph.points == len(complete)  # one plotted marker per COMPLETE trial
     for name in OBJECTIVE_NAMES:  # the objective selectors offer the metric names
         assert name in dom
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "runs" / "test-screenshots"
+"""Where the browser tests keep their screenshots (``runs/`` is git-ignored)."""
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by Selenium through the system chromedriver."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in [*CHROMIUM_FLAGS, "--headless=new", "--window-size=1400,2400"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _page_text(browser, url: str, waits_for: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 90).until(
+        lambda driver: waits_for in driver.find_element(By.TAG_NAME, "body").text
+    )
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+@pytest.mark.browser
+def test_trial_page_shows_labelled_objectives_and_the_learning_curve(dashboard, browser):
+    base, study_id, optuna_study = dashboard
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for trial in optuna_study.get_trials(states=(TrialState.COMPLETE,)):
+        url = f"{base}/dashboard/studies/{study_id}/trials?numbers={trial.number}"
+        text = _page_text(browser, url, "Learning curve")
+        accuracy, model_bytes, comm_bytes = trial.values
+        assert f"Trial {trial.number}: validation accuracy {accuracy:.4f}" in text
+        assert f"model size {format_bytes(model_bytes)} ({int(model_bytes):,} bytes)" in text
+        assert f"communication {format_bytes(comm_bytes)}" in text
+        teacher = optuna_study.user_attrs["teacher"]
+        assert f"{format_ratio(teacher['artifact_bytes'], model_bytes)} smaller" in text
+        for record in trial.user_attrs["history"]:  # every round of the learning curve
+            assert f"{record['round']} {record['val_accuracy']:.4f} " in text
+        for label in trial.user_attrs["layer_labels"].values():
+            assert label in text  # per-layer bits and sparsity under readable names
+        assert f"--trial {trial.number} --format onnx" in text
+        shot = SCREENSHOTS / f"dashboard-trial-{trial.number}.png"
+        assert browser.save_screenshot(str(shot))
+        assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.browser
+def test_study_note_shows_the_plots(dashboard, browser):
+    base, study_id, optuna_study = dashboard
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    text = _page_text(browser, f"{base}/dashboard/studies/{study_id}/note", "Plots")
+    assert "The star is the teacher; byte axes are logarithmic" in text
+    *plot_ids, config_id = optuna_study.user_attrs["dashboard_plots"]
+    assert len(plot_ids) == 4  # three pairs of objectives and the learning curves
+    config = get_json(f"{base}/artifacts/{study_id}/{config_id}")
+    assert config == optuna_study.user_attrs["config"]  # in full, not cut at 1,024 chars
+
+    def loaded(driver):
+        images = driver.find_elements(By.CSS_SELECTOR, "img[alt^='pareto-'], img[alt^='learning']")
+        widths = {
+            i.get_attribute("src").rsplit("/", 1)[1]: i.get_property("naturalWidth") for i in images
+        }
+        return widths if set(widths) == set(plot_ids) and all(widths.values()) else None
+
+    assert WebDriverWait(browser, 60).until(loaded)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOTS / "dashboard-study.png"))

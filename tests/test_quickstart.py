@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
 from fedsearch import OBJECTIVE_NAMES, load_model, resolve_study
+from fedsearch._units import format_bytes
 from fedsearch.federated import accuracy
-from fedsearch.study import pareto_trials
+from fedsearch.study import pareto_rows, pareto_trials
 from fedsearch.trial import prepare_data
 from tests.conftest import REPO, free_port, get_json
 
@@ -37,7 +39,12 @@ def quickstart(tmp_path_factory) -> Quickstart:
     """Run the quickstart exactly as the README does, in a fresh folder."""
     folder = tmp_path_factory.mktemp("quickstart")
     result = subprocess.run(
-        [FEDSEARCH, "run", str(QUICKSTART)], cwd=folder, capture_output=True, text=True, timeout=600
+        [FEDSEARCH, "run", str(QUICKSTART)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "80"},
     )
     assert result.returncode == 0, result.stderr
     return Quickstart(folder, result.stdout)
@@ -125,6 +132,19 @@ def test_run_prints_the_front_and_the_dashboard_command(quickstart):
         "optuna-dashboard sqlite:///runs/fedsearch.db --artifact-dir runs/artifacts"
         in quickstart.stdout
     )
+
+
+def test_final_table_prints_one_line_per_trial_at_80_columns(quickstart):
+    table = quickstart.stdout[quickstart.stdout.index("Pareto front of quickstart") :]
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = pareto_rows(quickstart.study)
+    for row in rows:
+        start = re.compile(rf"^\s*{row['trial']}( \+\d+)?\s+{row['val_accuracy']:.4f}\s")
+        (line,) = [line for line in lines if start.match(line)]
+        assert format_bytes(row["model_bytes"]) in line and format_bytes(row["comm_bytes"]) in line
+    first = next(i for i, line in enumerate(lines) if line.lstrip().startswith("trial "))
+    assert lines[first + 2 + len(rows)].startswith("Feasible front: ")  # nothing wrapped
 
 
 def test_pareto_command_lists_the_same_front(quickstart):

@@ -33,6 +33,7 @@ from fedsearch.study import (
     load_existing_study,
     pareto_rows,
     run_study,
+    save_dashboard_plots,
     study_status,
 )
 from fedsearch.study._storage import worker_id
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             threads=args.threads,
             progress=progress,
         )
-    _print_front(console, optuna_study, f"Pareto front of {study.study_name}")
+    _print_front(console, optuna_study, f"Pareto front of {study.study_name}", full=args.full)
+    save_dashboard_plots(study, optuna_study)
     dashboard = ["optuna-dashboard", study.storage_url, "--artifact-dir", str(artifact_dir(study))]
     console.print("Inspect it in the dashboard:", style="bold")
     console.print("  " + shlex.join(dashboard), markup=False, highlight=False)
@@ -99,7 +101,7 @@ def pareto(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print_front(console, study, f"Pareto front of {args.study_name}", rows)
+        _print_front(console, study, f"Pareto front of {study.study_name}", rows, full=args.full)
     return 0
 
 
@@ -109,7 +111,7 @@ def status(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        for table in status_tables(summary):
+        for table in status_tables(summary, full=args.full):
             console.print(table)
     return 0
 
@@ -125,10 +127,15 @@ def report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_front(
-    console: Console, study: optuna.Study, title: str, rows: list[dict[str, Any]] | None = None
+    console: Console,
+    study: optuna.Study,
+    title: str,
+    rows: list[dict[str, Any]] | None = None,
+    *,
+    full: bool = False,
 ) -> None:
     """The feasible front, identical trials folded, and a note on what it leaves out."""
-    console.print(pareto_table(pareto_rows(study) if rows is None else rows, title))
+    console.print(pareto_table(pareto_rows(study) if rows is None else rows, title, full=full))
     console.print(describe_front(front_summary(study)), markup=False, highlight=False)
 
 

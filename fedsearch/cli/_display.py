@@ -9,22 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from fedsearch._units import format_bytes
 from fedsearch.host import PluginInfo
-from fedsearch.search import describe_selection
+from fedsearch.search import describe_fixed, describe_searched, describe_selection
 from fedsearch.study import ExportScore, describe_front
-
-
-def format_bytes(count: float) -> str:
-    """``1536`` -> ``1.5 KB`` (powers of 1024)."""
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _table(title: str) -> Table:
@@ -42,42 +35,58 @@ _PARETO_KEYS = {
     "model_bytes",
     "comm_bytes",
     "selection",
+    "params",
     "identical",
 }
 
 
-def pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """The Pareto front: objectives (extra ones too), test accuracy and what each trial ran.
+def pareto_table(rows: list[dict[str, Any]], title: str, *, full: bool = False) -> Group:
+    """The Pareto front, one line per trial: objectives, test accuracy and what the search chose.
 
-    A row that stands for several trials with identical objectives says
-    ``+N identical`` after its trial number.
+    Above the table, the settings no shown trial searched, once. ``full``
+    shows every setting of every trial instead (lines may wrap). A row that
+    stands for several trials with identical objectives says ``+N`` after its
+    trial number. Sizes are SI (``format_bytes``).
     """
-    table = _table(title)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
     extras = [key for key in (rows[0] if rows else {}) if key not in _PARETO_KEYS]
-    for header, justify in (
-        ("trial", "right"),
-        ("val acc", "right"),
-        ("test acc", "right"),
-        ("model", "right"),
-        ("comm", "right"),
-        *((extra, "right") for extra in extras),
-        ("selection", "left"),
-    ):
-        table.add_column(Text(header), justify=justify)
-    for row in rows:
-        test = row.get("test_accuracy")
-        identical = row.get("identical", [])
-        _row(
-            table,
-            f"{row['trial']} +{len(identical)} identical" if identical else row["trial"],
+    cells = [
+        [
+            f"{row['trial']} +{len(row['identical'])}" if row.get("identical") else row["trial"],
             f"{row['val_accuracy']:.4f}",
-            "-" if test is None else f"{test:.4f}",
+            "-" if row.get("test_accuracy") is None else f"{row['test_accuracy']:.4f}",
             format_bytes(row["model_bytes"]),
             format_bytes(row["comm_bytes"]),
             *(f"{row[extra]:.4g}" for extra in extras),
-            describe_selection(row["selection"]),
+            describe_selection(row["selection"])
+            if full
+            else describe_searched(row["selection"], row.get("params", {})),
+        ]
+        for row in rows
+    ]
+    headers = ["trial", "val acc", "test acc", "model", "comm", *extras]
+    for index, header in enumerate(headers):  # numbers keep their width; the choices give way
+        width = max(len(str(line[index])) for line in [[*headers], *cells])
+        table.add_column(Text(header), justify="right", no_wrap=True, min_width=width)
+    table.add_column(
+        Text("selection"),  # without --full: only what the search chose
+        justify="left",
+        overflow="fold" if full else "ellipsis",
+    )
+    for *numbers, choices in cells:
+        table.add_row(
+            *(Text(str(cell)) for cell in numbers),
+            Text(choices, no_wrap=not full, overflow="fold" if full else "ellipsis"),
         )
-    return table
+    heading = Text(title, style="table.title")
+    if full or not rows:
+        return Group(heading, table)
+    fixed = describe_fixed([(row["selection"], row.get("params", {})) for row in rows])
+    return Group(heading, Text(f"fixed settings: {fixed or 'none'}"), table)
 
 
 def plugins_table(infos: list[PluginInfo]) -> Table:
@@ -104,7 +113,7 @@ def space_table(rows: list[tuple[str, str, str]]) -> Table:
     return table
 
 
-def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
+def status_tables(summary: dict[str, Any], *, full: bool = False) -> list[Table | Text | Group]:
     """Tables of ``fedsearch status``: states, workers, failures, the Pareto front and its note."""
     states = _table(f"study {summary['study']} (budget {summary['budget']})")
     for state in summary["states"]:
@@ -123,7 +132,7 @@ def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
             sum(counts.values()),
             f"{entry['busy_s']:.0f} s",
         )
-    tables: list[Table | Text] = [states, workers]
+    tables: list[Table | Text | Group] = [states, workers]
     if summary["failures"]:
         failures = _table("latest failures")
         for header in ("trial", "worker", "error"):
@@ -137,7 +146,8 @@ def status_tables(summary: dict[str, Any]) -> list[Table | Text]:
             )
         tables.append(failures)
     best = ", ".join(f"{name}: trial {number}" for name, number in summary["best"].items())
-    tables.append(pareto_table(summary["pareto"], f"best trade-offs so far ({best or 'none yet'})"))
+    title = f"best trade-offs so far ({best or 'none yet'})"
+    tables.append(pareto_table(summary["pareto"], title, full=full))
     tables.append(Text(describe_front(summary["front"])))
     return tables
 
@@ -154,7 +164,7 @@ def export_table(scores: list[ExportScore]) -> Table:
             str(score.trial),
             score.format,
             Text(score.path),  # user text: never read as markup
-            str(score.bytes),
+            str(score.bytes),  # exact: compare with the artifact's length
             f"{score.ratio:.2f}",
             f"{score.val_accuracy:.4f}",
             f"{score.test_accuracy:.4f}",

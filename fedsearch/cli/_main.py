@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
 from typing import NoReturn
@@ -14,8 +15,10 @@ from typing import NoReturn
 import optuna
 from rich.console import Console
 
+from fedsearch import __version__
 from fedsearch._errors import FedsearchError
 from fedsearch.cli import _commands
+from fedsearch.cli._help import DESCRIPTIONS, FULL_HELP, STORAGE_HELP, STUDY_NAME_HELP, epilog
 from fedsearch.study import EXPORT_FORMATS
 
 EXIT_USAGE = 2
@@ -63,19 +66,41 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
+def _command(
+    commands: argparse._SubParsersAction, name: str, help_text: str, **kwargs: object
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line help, its description and its examples."""
+    return commands.add_parser(
+        name,
+        help=help_text,
+        description=textwrap.fill(DESCRIPTIONS[name], width=79),
+        epilog=epilog(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = _OneLineParser(
         prog="fedsearch",
-        description="AutoML compression search for federated learning.",
+        description="AutoML compression search for federated learning: an Optuna study over "
+        "student architectures, pruning, quantization and distillation, each trial scored in "
+        "a federated simulation on accuracy, model bytes and communication bytes.",
+        epilog="Run `fedsearch COMMAND --help` for a command's options and examples.",
     )
+    parser.add_argument("--version", action="version", version=f"fedsearch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stored = _OneLineParser(add_help=False)  # commands that read a stored study
-    stored.add_argument("--storage", required=True, metavar="URL")
-    stored.add_argument("--study-name", required=True, metavar="NAME")
+    stored.add_argument("--storage", required=True, metavar="URL", help=STORAGE_HELP)
+    stored.add_argument("--study-name", metavar="NAME", help=STUDY_NAME_HELP)
+    as_json = _OneLineParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    full = _OneLineParser(add_help=False)
+    full.add_argument("--full", action="store_true", help=FULL_HELP)
 
-    run = commands.add_parser("run", help="run (or join) a study from a study file")
-    run.add_argument("study_file", metavar="STUDY.toml")
+    run = _command(commands, "run", "run (or join) a study from a study file", parents=[full])
+    run.add_argument("study_file", metavar="STUDY.toml", help="the study file")
     run.add_argument(
         "--storage", metavar="URL", help="storage URL (default: the file's, else SQLite in runs/)"
     )
@@ -98,35 +123,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_commands.run)
 
-    plugins = commands.add_parser("plugins", help="list installed plugins and their components")
-    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins = _command(
+        commands, "plugins", "list installed plugins and their components", parents=[as_json]
+    )
     plugins.set_defaults(handler=_commands.plugins)
 
-    validate = commands.add_parser("validate", help="check a study file and print it resolved")
-    validate.add_argument("study_file", metavar="STUDY.toml")
-    validate.add_argument("--json", action="store_true", help="print JSON")
+    validate = _command(
+        commands, "validate", "check a study file and print it resolved", parents=[as_json]
+    )
+    validate.add_argument("study_file", metavar="STUDY.toml", help="the study file to check")
     validate.set_defaults(handler=_commands.validate)
 
-    pareto = commands.add_parser(
-        "pareto", help="print the Pareto front of a stored study", parents=[stored]
+    pareto = _command(
+        commands,
+        "pareto",
+        "print the Pareto front of a stored study",
+        parents=[stored, as_json, full],
     )
-    pareto.add_argument("--json", action="store_true", help="print JSON")
     pareto.set_defaults(handler=_commands.pareto)
 
-    status = commands.add_parser(
+    status = _command(
+        commands,
         "status",
-        help="trials by state and by worker, failures, best trade-offs so far",
-        parents=[stored],
+        "trials by state and by worker, failures, best trade-offs so far",
+        parents=[stored, as_json, full],
     )
-    status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_commands.status)
 
-    report = commands.add_parser(
+    report = _command(
+        commands,
         "report",
-        help="write a self-contained HTML report with PNG plots of a stored study",
+        "write a self-contained HTML report with PNG plots of a stored study",
         parents=[stored],
     )
-    report.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    report.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="output folder (created)"
+    )
     report.add_argument(
         "--artifact-dir",
         metavar="DIR",
@@ -134,21 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_commands.report)
 
-    export = commands.add_parser(
+    export = _command(
+        commands,
         "export",
-        help="write a trial's model (or the whole front) as its artifact, ONNX, TorchScript "
+        "write a trial's model (or the whole front) as its artifact, ONNX, TorchScript "
         "or ExecuTorch, and re-score each file in its runtime",
         parents=[stored],
     )
     which = export.add_mutually_exclusive_group(required=True)
-    which.add_argument("--trial", type=_trial_number, metavar="N", help="trial number")
+    which.add_argument(
+        "--trial", type=_trial_number, metavar="N", help="trial number (see fedsearch pareto)"
+    )
     which.add_argument(
         "--pareto",
         action="store_true",
         help="every trial of the feasible front into the folder -o, with exports.json",
     )
     export.add_argument(
-        "--format", choices=EXPORT_FORMATS, default="artifact", help="default: artifact"
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="artifact",
+        help="file format (default: artifact, the .fsz fedsearch stored)",
     )
     export.add_argument(
         "-o", "--output", required=True, metavar="PATH", help="file (--trial) or folder (--pareto)"

@@ -6,7 +6,7 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedsearch.cli._display import format_bytes
+from fedsearch._units import format_bytes
 from fedsearch.federated import RoundRecord
 from fedsearch.trial import ProgressReporter
 

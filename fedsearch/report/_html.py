@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import shutil
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,23 +15,39 @@ import optuna
 from optuna.trial import TrialState
 
 from fedsearch._errors import ConfigError
-from fedsearch.report._plots import plot_pairs
+from fedsearch._units import format_bytes
+from fedsearch.report._plots import plot_learning_curves, plot_pairs
+from fedsearch.report._sparkline import sparkline
 from fedsearch.search import OBJECTIVE_NAMES, describe_selection
 from fedsearch.study import (
     check_writable_folder,
     describe_front,
+    front_summary,
     pareto_rows,
     pareto_trials,
-    study_status,
 )
 from fedsearch.study._export import stored_artifact
+from fedsearch.study._trial_facts import (
+    accuracy_history,
+    bits_summary,
+    format_objective,
+    layer_rows,
+    objective_label,
+    sparsity_summary,
+    teacher_ratios,
+    teacher_reference,
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 td.text, th.text { text-align: left; }
-.plots img { max-width: 32%; border: 1px solid #eee; }
+.plots { display: flex; flex-wrap: wrap; gap: 1%; }
+.plots a { width: 49%; }
+.plots img { width: 100%; border: 1px solid #eee; }
+details { margin: 0.2em 0; }
+td details table { font-size: 0.85em; }
 pre { background: #f6f6f6; padding: 1em; white-space: pre-wrap; }
 """
 
@@ -66,14 +83,20 @@ def write_report(
         )
     folder.mkdir(parents=True, exist_ok=True)
     names = study.metric_names or list(OBJECTIVE_NAMES)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    front = pareto_trials(study) if complete else []
-    plots = plot_pairs(complete, front, names, folder)
-    identical = {row["trial"]: row["identical"] for row in pareto_rows(study)}
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    front = pareto_trials(study) if complete else []  # the front, computed once
+    rows = pareto_rows(study, front)
+    teacher = study.user_attrs.get("teacher")
+    plots = plot_pairs(study, complete, front, names, folder, teacher_reference(teacher))
+    identical = {row["trial"]: row["identical"] for row in rows}
     shown = [trial for trial in front if trial.number in identical]
+    if shown:
+        plots.append(plot_learning_curves(shown, teacher, folder))
     store_dir = artifact_dir or study.user_attrs.get("artifact_dir")
     links = _copy_artifacts(shown, Path(store_dir) if store_dir else None, folder / "artifacts")
-    status = study_status(study)
+    states = Counter(trial.state.name for trial in trials)
+    budget = study.user_attrs.get("config", {}).get("search", {}).get("n_trials")
     page = "\n".join(
         [
             "<!DOCTYPE html>",
@@ -82,19 +105,23 @@ def write_report(
             f"<style>{_STYLE}</style></head><body>",
             f"<h1>fedsearch study <code>{html.escape(study.study_name)}</code></h1>",
             f"<p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Trials by state: "
-            + ", ".join(f"{state} {count}" for state, count in status["states"].items() if count)
-            + f"; budget {status['budget']}.</p>",
-            _teacher_paragraph(study.user_attrs.get("teacher")),
+            + ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+            + f"; budget {budget}. Sizes are SI: 1 kB = 1000 bytes.</p>",
+            _teacher_paragraph(teacher),
             "<h2>Pareto front</h2>",
+            "<p>Click a plot to open it full size. The star is the teacher; the line is the "
+            "front of each pair of objectives, red dots the trials on the front of all "
+            "objectives.</p>",
             '<div class="plots">',
             *(
+                f'<a href="{html.escape(path.name)}" target="_blank">'
                 f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,'
-                f'{base64.b64encode(path.read_bytes()).decode()}">'
+                f'{base64.b64encode(path.read_bytes()).decode()}"></a>'
                 for path in plots
             ),
             "</div>",
-            f"<p>{html.escape(describe_front(status['front']))}</p>",
-            _pareto_table(shown, names, links, identical),
+            f"<p>{html.escape(describe_front(front_summary(study)))}</p>",
+            _pareto_table(study, shown, names, links, identical, teacher),
             "<h2>Configuration</h2>",
             f"<pre>{html.escape(json.dumps(study.user_attrs.get('config', {}), indent=2))}</pre>",
             "</body></html>",
@@ -108,57 +135,82 @@ def write_report(
 def _teacher_paragraph(teacher: dict[str, Any] | None) -> str:
     if not teacher:
         return "<p>No teacher.</p>"
+    training = teacher.get("training_bytes")
     return (
-        f"<p>Teacher: test accuracy {teacher['test_accuracy']:.4f}, validation accuracy "
-        f"{teacher['val_accuracy']:.4f}, artifact {teacher['artifact_bytes']} bytes, federated "
-        f"training traffic {teacher.get('training_bytes', '-')} bytes (charged to every trial "
-        "that distils from it).</p>"
+        f"<p>Teacher: validation accuracy {teacher['val_accuracy']:.4f}, test accuracy "
+        f"{teacher['test_accuracy']:.4f}, model size {format_bytes(teacher['artifact_bytes'])}, "
+        f"federated training traffic {format_bytes(training) if training else '-'} (charged to "
+        "every trial that distils from it).</p>"
     )
 
 
 def _pareto_table(
+    study: optuna.Study,
     front: list[optuna.trial.FrozenTrial],
     names: list[str],
     links: dict[int, str],
     identical: dict[int, list[int]],
+    teacher: dict[str, Any] | None,
 ) -> str:
-    headers = ["trial", *names, "test_accuracy", "parameters", "nonzero", "worker", "artifact"]
+    """One row per front trial: objectives with units, ratios to the teacher, bits, sparsity,
+    learning curve, artifact; the selection and the per-layer table below it."""
+    headers = [
+        "trial",
+        *(objective_label(name) for name in names),
+        "vs teacher",
+        "test accuracy",
+        "weight bits",
+        "sparsity",
+        "learning curve",
+        "artifact",
+    ]
     rows = []
     for trial in front:
         attrs = trial.user_attrs
         others = identical.get(trial.number, [])
+        values = dict(zip(names, trial.values, strict=True))
+        ratios = teacher_ratios(values, teacher)
         cells = [f"{trial.number} +{len(others)} identical" if others else str(trial.number)]
-        cells += [
-            _format_value(name, value) for name, value in zip(names, trial.values, strict=True)
-        ]
-        cells += [
-            _format_value("accuracy", attrs.get("test_accuracy")),
-            str(attrs.get("parameters", "-")),
-            str(attrs.get("nonzero_parameters", "-")),
-        ]
+        cells += [format_objective(name, value) for name, value in values.items()]
+        vs_teacher = (
+            "<br>".join(html.escape(f"{what} {ratio}") for what, ratio in ratios.items()) or "-"
+        )
         link = links.get(trial.number)
         artifact = f'<a href="{html.escape(link)}">{html.escape(link)}</a>' if link else "-"
         rows.append(
-            "<tr>"
+            f'<tr id="trial-{trial.number}">'
             + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-            + f'<td class="text">{html.escape(str(attrs.get("worker", "-")))}</td>'
+            + f'<td class="text">{vs_teacher}</td>'
+            + f"<td>{html.escape(format_objective('accuracy', attrs.get('test_accuracy')))}</td>"
+            + f"<td>{html.escape(bits_summary(trial))}</td>"
+            + f"<td>{html.escape(sparsity_summary(trial))}</td>"
+            + f"<td>{sparkline(accuracy_history(trial))}</td>"
             + f'<td class="text">{artifact}</td></tr>'
             + f'<tr><td></td><td class="text" colspan="{len(headers) - 1}">'
             + html.escape(describe_selection(attrs.get("selection", {})))
+            + _layers(trial)
             + "</td></tr>"
         )
-    head = "".join(
-        f'<th class="{"text" if h in ("worker", "artifact") else ""}">{h}</th>' for h in headers
-    )
+    head = "".join(f"<th>{html.escape(header)}</th>" for header in headers)
     return f'<table id="pareto"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def _format_value(name: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if name.endswith("_bytes"):
-        return f"{int(value)}"
-    return f"{value:.4f}"
+def _layers(trial: optuna.trial.FrozenTrial) -> str:
+    """A folded per-layer table: readable name, bits, sparsity, encoding, bytes."""
+    layers = layer_rows(trial)
+    if not layers:
+        return ""
+    body = "".join(
+        f'<tr><td class="text">{html.escape(layer["label"])}</td><td>{layer["bits"]}</td>'
+        f'<td>{layer["sparsity"]:.1%}</td><td class="text">{html.escape(layer["encoding"])}'
+        f"</td><td>{html.escape(format_bytes(layer['bytes']))}</td></tr>"
+        for layer in layers
+    )
+    return (
+        "<details><summary>per-layer bits and sparsity</summary><table>"
+        "<tr><th>tensor</th><th>bits</th><th>sparsity</th><th>encoding</th><th>stored</th></tr>"
+        f"{body}</table></details>"
+    )
 
 
 def _copy_artifacts(

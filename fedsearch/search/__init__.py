@@ -6,7 +6,7 @@ selection and ``fedsearch.study`` runs many of them; neither is imported here.
 
 from __future__ import annotations
 
-from fedsearch.search._describe import describe_selection
+from fedsearch.search._describe import describe_fixed, describe_searched, describe_selection
 from fedsearch.search._resolve import (
     OBJECTIVE_DIRECTIONS,
     OBJECTIVE_NAMES,
@@ -34,6 +34,8 @@ __all__ = [
     "SearchSpace",
     "Selection",
     "default_storage_url",
+    "describe_fixed",
+    "describe_searched",
     "describe_selection",
     "resolve_study",
 ]

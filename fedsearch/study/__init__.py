@@ -16,7 +16,13 @@ from fedsearch.study._pareto import (
     pareto_trials,
 )
 from fedsearch.study._rescore import ExportScore
-from fedsearch.study._run import artifact_dir, open_study, prepare_runtime, run_study
+from fedsearch.study._run import (
+    artifact_dir,
+    open_study,
+    prepare_runtime,
+    run_study,
+    save_dashboard_plots,
+)
 from fedsearch.study._status import study_status
 from fedsearch.study._storage_checks import check_output_file, check_writable_folder
 from fedsearch.study._teacher import load_or_train_teacher
@@ -40,6 +46,7 @@ __all__ = [
     "pareto_trials",
     "prepare_runtime",
     "run_study",
+    "save_dashboard_plots",
     "study_note",
     "study_status",
     "trial_artifact",

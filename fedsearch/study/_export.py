@@ -33,14 +33,19 @@ METADATA_FILE = "fedsearch.json"
 """Name of the metadata in a TorchScript file's extra files (and the suffix of ExecuTorch's)."""
 
 
-def trial_artifact(storage: str, study_name: str, trial_number: int) -> bytes:
+def trial_artifact(storage: str, study_name: str | None, trial_number: int) -> bytes:
     """The artifact bytes a finished trial stored.
 
     Raises:
         ConfigError: No such study or trial, the trial did not finish, or its
             artifact is missing from the study's artifact folder.
     """
-    study = load_existing_study(storage, study_name)
+    return loaded_trial_artifact(load_existing_study(storage, study_name), trial_number)
+
+
+def loaded_trial_artifact(study: optuna.Study, trial_number: int) -> bytes:
+    """``trial_artifact`` of a study already loaded (no storage round trip per trial)."""
+    study_name = study.study_name
     trials = study.get_trials(deepcopy=False)
     numbers = [trial.number for trial in trials]
     if trial_number not in numbers:

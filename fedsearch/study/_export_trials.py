@@ -8,7 +8,12 @@ from pathlib import Path
 from fedsearch._errors import ConfigError
 from fedsearch.artifact import decode_artifact
 from fedsearch.host import ComponentRegistry
-from fedsearch.study._export import FILE_SUFFIXES, ExportFormat, export_model, trial_artifact
+from fedsearch.study._export import (
+    FILE_SUFFIXES,
+    ExportFormat,
+    export_model,
+    loaded_trial_artifact,
+)
 from fedsearch.study._export_metadata import export_metadata
 from fedsearch.study._pareto import load_existing_study, pareto_trials
 from fedsearch.study._rescore import ExportScore, rescore, study_splits
@@ -19,7 +24,7 @@ TABLE_FILE = "exports.json"
 
 def export_trials(
     storage: str,
-    study_name: str,
+    study_name: str | None,
     export_format: ExportFormat,
     registry: ComponentRegistry,
     *,
@@ -37,6 +42,7 @@ def export_trials(
         ArtifactError: A stored artifact does not decode.
     """
     study = load_existing_study(storage, study_name)
+    study_name = study.study_name
     folder = Path(output)
     if trial is None:
         numbers = [frozen.number for frozen in pareto_trials(study)]
@@ -49,7 +55,7 @@ def export_trials(
         targets = {n: folder / f"trial-{n}{FILE_SUFFIXES[export_format]}" for n in numbers}
     else:
         targets = {trial: folder}
-    artifacts = {number: trial_artifact(storage, study_name, number) for number in targets}
+    artifacts = {number: loaded_trial_artifact(study, number) for number in targets}
     data = study_splits(study, registry)
     trials = {frozen.number: frozen for frozen in study.get_trials(deepcopy=False)}
     scores = []

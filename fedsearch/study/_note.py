@@ -54,8 +54,11 @@ def study_note(study: ResolvedStudy) -> str:
         "| --- | --- | --- |",
         *(f"| `{name}` | {when} | {values} |" for name, when, values in study.space.rows()),
         "",
-        "Each trial's user attributes hold its test accuracy, per-layer bits and sparsity, "
-        "round history and the worker that ran it; its artifact is the compressed model.",
+        "Each finished trial's note shows its objectives with units and against the teacher, "
+        "its learning curve, per-layer bits and sparsity, and the command that exports it. "
+        "Its artifacts are `trial-N.fsz`, the compressed model (a fedsearch artifact, whose "
+        "length is the model size objective), and `history-N.json`, every round's record. "
+        "Sizes are SI: 1 kB = 1000 bytes.",
     ]
     return "\n".join(lines)
 

@@ -12,14 +12,17 @@ from fedsearch.search._resolve import OBJECTIVE_NAMES
 from fedsearch.study._storage_checks import check_storage, storage_errors
 
 
-def load_existing_study(storage: str, study_name: str) -> optuna.Study:
+def load_existing_study(storage: str, study_name: str | None = None) -> optuna.Study:
     """Load a study that must exist, with a clear error when it does not.
 
     Creates nothing: a mistyped SQLite path is an error, not a new empty database.
+    Without ``study_name``, the storage must hold exactly one study.
     """
     check_storage(storage, create=False, field="--storage")
     try:
         with storage_errors(storage, field="--storage"):
+            if study_name is None:
+                study_name = _only_study(storage)
             return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = optuna.get_all_study_names(storage)
@@ -28,6 +31,18 @@ def load_existing_study(storage: str, study_name: str) -> optuna.Study:
             f"no study named {study_name!r} in {storage} (studies there: {listing})",
             field="--study-name",
         ) from None
+
+
+def _only_study(storage: str) -> str:
+    """The name of the one study in ``storage``."""
+    names = optuna.get_all_study_names(storage)
+    if len(names) == 1:
+        return names[0]
+    listing = ", ".join(names) if names else "none"
+    raise ConfigError(
+        f"the storage holds {len(names)} studies ({listing}); name one with --study-name",
+        field="--study-name",
+    )
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -51,15 +66,19 @@ def infeasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     ]
 
 
-def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
+def pareto_rows(
+    study: optuna.Study, front: list[optuna.trial.FrozenTrial] | None = None
+) -> list[dict[str, Any]]:
     """One JSON-friendly row per distinct point of the feasible Pareto front.
 
     Front trials with identical objective values share one row, that of the
-    lowest trial number; ``identical`` lists the others.
+    lowest trial number; ``identical`` lists the others. ``params`` are the
+    trial's sampled Optuna params (what the search chose; ``selection`` holds
+    every setting). ``front``: the ``pareto_trials`` already computed.
     """
     names = study.metric_names or list(OBJECTIVE_NAMES)
     groups: dict[tuple[float, ...], list[optuna.trial.FrozenTrial]] = {}
-    for trial in pareto_trials(study):
+    for trial in pareto_trials(study) if front is None else front:
         groups.setdefault(tuple(trial.values), []).append(trial)
     rows = []
     for members in groups.values():
@@ -70,6 +89,7 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["comm_bytes"] = int(row["comm_bytes"])
         row["test_accuracy"] = trial.user_attrs.get("test_accuracy")
         row["selection"] = trial.user_attrs.get("selection", {})
+        row["params"] = trial.params
         row["identical"] = [other.number for other in others]
         rows.append(row)
     return rows

@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 from fedsearch._errors import ConfigError, TrialFailuresError
 from fedsearch.federated import FederatedData
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.study._note import save_study_note
+from fedsearch.study._dashboard import save_study_plots, save_trial_note
+from fedsearch.study._note import save_study_note, study_note
 from fedsearch.study._preflight import prepare_study, storage_field
 from fedsearch.study._storage import (
     FINISHED_STATES,
@@ -178,6 +179,16 @@ def run_study(
     return optuna_study
 
 
+def save_dashboard_plots(study: ResolvedStudy, optuna_study: optuna.Study) -> list[str]:
+    """Put the front and learning-curve plots into the study note optuna-dashboard shows.
+
+    ``fedsearch run`` calls it after its trials (drawing takes a few seconds, so
+    ``run_study`` leaves it to the caller). Returns the plots' artifact ids.
+    """
+    store = FileSystemArtifactStore(_mkdir(artifact_dir(study)))
+    return save_study_plots(optuna_study, store, study_note(study))
+
+
 class _TrialRunner:
     """Runs one trial at a time with Optuna and counts failures in a row."""
 
@@ -189,6 +200,7 @@ class _TrialRunner:
         trial_finished: Callable[[optuna.Study, FrozenTrial], None],
     ) -> None:
         self.limit = study.config.workers.max_consecutive_failures
+        self.storage_url = study.storage_url
         self.optuna_study = optuna_study
         self.objective = objective
         self.trial_finished = trial_finished
@@ -218,6 +230,7 @@ class _TrialRunner:
 
     def _finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.last = trial
+        save_trial_note(study, trial, self.storage_url)
         self.trial_finished(study, trial)
 
 

@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
 from fedsearch.config import WorkersConfig
+from fedsearch.study._rounding import round_to_step
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF_ATTR = "retry_of"
@@ -291,8 +292,9 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         trial: optuna.trial.FrozenTrial,
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
-        """Delegate to the trial's sampler."""
-        return self._current.sample_relative(study, trial, search_space)
+        """Delegate to the trial's sampler; stepped floats rounded to their step."""
+        sampled = self._current.sample_relative(study, trial, search_space)
+        return {name: round_to_step(v, search_space[name]) for name, v in sampled.items()}
 
     def sample_independent(
         self,
@@ -301,8 +303,9 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        """Delegate to the trial's sampler."""
-        return self._current.sample_independent(study, trial, param_name, param_distribution)
+        """Delegate to the trial's sampler; a stepped float rounded to its step."""
+        value = self._current.sample_independent(study, trial, param_name, param_distribution)
+        return round_to_step(value, param_distribution)
 
     def after_trial(
         self,

@@ -34,6 +34,8 @@ from fedsearch.search._space import CODEC_SLOTS, Selection, slot_kind
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
 from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
+from fedsearch.trial._history_artifact import HISTORY_ATTR, upload_history
+from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
@@ -267,6 +269,8 @@ class TrialObjective:
             for spec in study.objectives
         ]
         trial.set_user_attr("artifact_id", self._upload(trial, outcome.artifact))
+        history = upload_history(trial, self.artifact_store, outcome.simulation.history)
+        trial.set_user_attr(HISTORY_ATTR, history)
         trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
         return (
             outcome.val_accuracy,
@@ -357,6 +361,7 @@ def trial_attributes(
         "nonzero_parameters": round(elements - zeros),
         "sparsity": round(zeros / elements, 6) if elements else 0.0,
         "bits": {layer.name: layer.bits for layer in layers},
+        "layer_labels": layer_labels(outcome.model),
         "float32_tensors": float32_tensors(outcome.model, layers),
         "layers": [
             {

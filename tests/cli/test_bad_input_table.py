@@ -319,9 +319,7 @@ CASES: dict[str, Case] = {
         "{tmp}/m.pdf",
         expected=("invalid choice: 'pdf'",),
     ),
-    "status without a study name": cli_case(
-        "status", "--storage", "{db}", expected=("--study-name",)
-    ),
+    # (without --study-name, a storage holding one study is read: tests/cli/test_study_name.py)
     "unknown study": cli_case(
         "status", "--storage", "{db}", "--study-name", "nope", expected=("no study named 'nope'",)
     ),

@@ -40,7 +40,7 @@ def pareto_row(selection: dict) -> dict:
 
 def test_a_codec_pipeline_and_a_bracketed_study_name_show_in_the_pareto_table():
     text = rendered(
-        pareto_table([pareto_row(CODEC_SELECTION)], f"Pareto front of {BRACKETED_NAME}")
+        pareto_table([pareto_row(CODEC_SELECTION)], f"Pareto front of {BRACKETED_NAME}", full=True)
     )
     assert "mlp(depth=1) + uplink_codec=[absmax(b=4)]" in text
     assert f"Pareto front of {BRACKETED_NAME}" in text
@@ -64,7 +64,7 @@ def test_status_tables_show_names_workers_and_errors_with_brackets():
         "pareto": [pareto_row(CODEC_SELECTION)],
         "front": {"accuracy_floor": None, "complete": 1, "infeasible": 0, "identical": 0},
     }
-    text = rendered(*status_tables(summary))
+    text = rendered(*status_tables(summary, full=True))
     assert f"study {BRACKETED_NAME} (budget" in text
     assert "[host]:1" in text
     assert "ValueError: shape [red]mismatch[/red] in [bold]" in text
@@ -89,13 +89,13 @@ def test_the_cli_prints_a_bracketed_study_and_its_codec_selection(tmp_path, caps
     study = write_tiny_study(tmp_path, space=CODEC_SPACE)
     storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
     stored = ["--storage", storage, "--study-name", BRACKETED_NAME]
-    assert main(["run", str(study), *stored, "--n-trials", "1"]) == 0
+    assert main(["run", str(study), *stored, "--n-trials", "1", "--full"]) == 0
     out = capsys.readouterr().out
     assert f"study {BRACKETED_NAME} in {storage}" in out
     assert f"Pareto front of {BRACKETED_NAME}" in out
     assert "uplink_codec=[qsgd(" in out
     for command in ("pareto", "status"):
-        assert main([command, *stored]) == 0
+        assert main([command, *stored, "--full"]) == 0
         out = capsys.readouterr().out
         assert BRACKETED_NAME in out
         assert "uplink_codec=[qsgd(" in out

@@ -9,7 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from fedsearch import resolve_study, run_study
+from fedsearch._units import format_bytes, format_ratio
 from fedsearch.cli._main import main
+from fedsearch.report import write_report
 from fedsearch.study import pareto_rows, pareto_trials
 from fedsearch.study._storage import worker_id
 from tests.conftest import write_tiny_study
@@ -47,13 +49,15 @@ def test_report_is_self_contained_with_plots_table_and_artifacts(finished, tmp_p
     page = (out / "index.html").read_text()
     pngs = sorted(path.name for path in out.glob("*.png"))
     assert pngs == [
+        "learning-curves.png",
         "pareto-model_bytes-comm_bytes.png",
         "pareto-val_accuracy-comm_bytes.png",
         "pareto-val_accuracy-model_bytes.png",
     ]
     for name in pngs:
         assert (out / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert page.count('src="data:image/png;base64,') == 3
+        assert f'<a href="{name}" target="_blank"><img' in page  # opens full size
+    assert page.count('src="data:image/png;base64,') == 4
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
     front = pareto_trials(study)
     links = re.findall(r'<a href="(artifacts/trial-(\d+)\.fsz)">', page)
@@ -63,6 +67,73 @@ def test_report_is_self_contained_with_plots_table_and_artifacts(finished, tmp_p
         assert f"{trial.user_attrs['test_accuracy']:.4f}" in page
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert f"COMPLETE {len(complete)}" in page
+
+
+def test_report_table_shows_readable_sizes_teacher_ratios_bits_and_curves(finished, tmp_path):
+    storage, study = finished
+    out = tmp_path / "report"
+    assert main(["report", "--storage", storage, "-o", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    teacher = study.user_attrs["teacher"]
+    assert f"model size {format_bytes(teacher['artifact_bytes'])}" in page
+    for trial in pareto_trials(study):
+        row = page[page.index(f'<tr id="trial-{trial.number}">') :]
+        row = row[: row.index("</details>")]
+        model_bytes, comm_bytes = trial.values[1], trial.values[2]
+        assert f"<td>{format_bytes(model_bytes)}</td>" in row
+        assert f"<td>{format_bytes(comm_bytes)}</td>" in row
+        assert f"model {format_ratio(teacher['artifact_bytes'], model_bytes)} smaller" in row
+        gap = trial.values[0] - teacher["val_accuracy"]
+        assert f"accuracy {gap:+.4f}" in row
+        assert f"<td>{trial.user_attrs['sparsity']:.0%}</td>" in row
+        weight_bits = {bits for name, bits in trial.user_attrs["bits"].items() if "weight" in name}
+        assert f"<td>{min(weight_bits)}" in row
+        assert row.count("<polyline") == 1  # its learning curve
+        labels = trial.user_attrs["layer_labels"]
+        for layer in trial.user_attrs["layers"]:  # readable names: "Linear 1 weight (16x64)"
+            assert re.fullmatch(r"Linear \d (weight|bias) \([\dx]+\)", labels[layer["name"]])
+            assert f'<td class="text">{labels[layer["name"]]}</td>' in row
+
+
+def test_every_report_plot_marks_the_teacher_on_log_byte_axes(finished, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    _, study = finished
+    figures = []
+    savefig = Figure.savefig
+
+    def keep(figure, path):
+        figures.append((path, figure))
+        savefig(figure, path)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    write_report(study, tmp_path / "report")
+    teacher = study.user_attrs["teacher"]
+    reference = {
+        "val_accuracy": teacher["val_accuracy"],
+        "model_bytes": teacher["artifact_bytes"],
+        "comm_bytes": teacher["training_bytes"],
+    }
+    pairs = [path for path, _ in figures if path.name.startswith("pareto-")]
+    assert len(pairs) == 3
+    for path, figure in figures:
+        (axes,) = figure.axes
+        legend = [text.get_text() for text in axes.get_legend().get_texts()]
+        assert any(entry.startswith("teacher") for entry in legend), (path, legend)
+        if not path.name.startswith("pareto-"):
+            continue
+        x_name, y_name = path.stem.removeprefix("pareto-").split("-")
+        assert "front of this projection" in legend
+        star = [c for c in axes.collections if c.get_label() == "teacher"]
+        assert star[0].get_offsets().tolist() == [[reference[x_name], reference[y_name]]]
+        for name, scale, label in (
+            (x_name, axes.get_xscale(), axes.get_xlabel()),
+            (y_name, axes.get_yscale(), axes.get_ylabel()),
+        ):
+            if name.endswith("_bytes"):
+                assert scale == "log" and label.endswith("(bytes, log scale)")
+            else:
+                assert label == "validation accuracy (fraction correct)"
 
 
 @pytest.mark.parametrize("command", ["status", "report"])
