@@ -8,7 +8,7 @@ import pytest
 from fedsearch import ConfigError, evaluate_selection, resolve_study
 from fedsearch.search import ComponentChoice, Selection
 from fedsearch.study import prepare_runtime
-from fedsearch.trial._objective import trial_attributes
+from fedsearch.trial._trial_attributes import trial_attributes
 from tests._studies import tiny_space, tiny_study, write_study
 
 CODEC_SPACE = tiny_space(

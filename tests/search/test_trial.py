@@ -11,7 +11,7 @@ from fedsearch.search import ComponentChoice, Selection
 from fedsearch.study import load_or_train_teacher, prepare_runtime
 from fedsearch.study._storage import ensure_sqlite_folder
 from fedsearch.study._teacher import cached_teacher, teacher_key
-from fedsearch.trial._objective import trial_attributes
+from fedsearch.trial._trial_attributes import trial_attributes
 
 
 @pytest.fixture(scope="module")
