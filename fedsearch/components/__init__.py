@@ -23,6 +23,7 @@ from fedsearch.components._factory import (
     FactoryArchitecture,
     ModelFactory,
 )
+from fedsearch.components._from_teacher import FROM_TEACHER, FromTeacherArchitecture
 from fedsearch.components._middleware import Middleware, PayloadContext
 from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
@@ -58,6 +59,7 @@ __all__ = [
     "COMPONENT_KINDS",
     "DIRECTIONS",
     "FACTORY_ARCHITECTURE",
+    "FROM_TEACHER",
     "PIPELINE_SEPARATOR",
     "STAGES",
     "Architecture",
@@ -73,6 +75,7 @@ __all__ = [
     "DatasetSplits",
     "Direction",
     "FactoryArchitecture",
+    "FromTeacherArchitecture",
     "Middleware",
     "ModelFactory",
     "NoParams",
