@@ -58,14 +58,16 @@ def mnist_split(limit: int | None = None) -> FederatedData:
 
 
 def train_central(
-    name: str, data: FederatedData, epochs: int, lr: float, seed: int = 0
+    name: str, data: FederatedData, epochs: int, lr: float, weight_decay: float = 0.0, seed: int = 0
 ) -> tuple[nn.Module, list[float]]:
     """Train ``name`` centrally; returns the model and the validation accuracy after each epoch."""
     torch.manual_seed(seed)
-    model = get_registry().create("architecture", name, {}).build(
-        data.input_shape, data.num_classes
+    model = (
+        get_registry().create("architecture", name, {}).build(data.input_shape, data.num_classes)
     )
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    )
     generator = torch.Generator().manual_seed(seed)
     batch_size, count = 64, len(data.train_labels)
     steps = epochs * math.ceil(count / batch_size)
@@ -94,6 +96,7 @@ def main() -> None:
     parser.add_argument("--model", choices=[*EPOCHS, "both"], default="both")
     parser.add_argument("--epochs", type=int, help="override the default epochs")
     parser.add_argument("--lr", type=float, help="override the default learning rate")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="SGD weight decay")
     parser.add_argument("--limit", type=int, help="train on the first N images only (smoke run)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for <model>.pt")
     parser.add_argument("--threads", type=int, default=1)
@@ -106,7 +109,7 @@ def main() -> None:
         started = time.perf_counter()
         epochs = args.epochs or EPOCHS[name]
         lr = args.lr or LEARNING_RATES[name]
-        model, history = train_central(name, data, epochs, lr)
+        model, history = train_central(name, data, epochs, lr, args.weight_decay)
         path = args.out / f"{name}.pt"
         torch.save(model.state_dict(), path)
         summary = {
@@ -114,6 +117,7 @@ def main() -> None:
             "file": str(path),
             "epochs": epochs,
             "lr": lr,
+            "weight_decay": args.weight_decay,
             "train_images": len(data.train_labels),
             "val_error_pct": round(100 * (1 - history[-1]), 2),
             "val_accuracy_history": history,
