@@ -59,7 +59,7 @@ def test_the_pretrained_study_runs_and_charges_the_teacher_its_download_only(
     storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
     loaded = optuna.load_study(study_name="pretrained_lenet", storage=storage)
     teacher = loaded.user_attrs["teacher"]
-    assert teacher["training_bytes"] == 0
+    assert teacher["training_bytes"] == 0 and teacher["pretrained"] == "lenet.pt"
     assert teacher["val_accuracy"] > 0.8  # the file's model, measured on the validation split
     trials = loaded.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(trials) == 3
