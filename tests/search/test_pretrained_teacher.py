@@ -220,3 +220,12 @@ def test_from_teacher_needs_a_teacher(tmp_path, capsys):
     code = main(["run", str(study)])
     err = capsys.readouterr().err
     assert code == 2 and "from_teacher student starts from the teacher" in err
+
+
+def test_other_weights_are_another_study(tmp_path, registry, pretrained):
+    torch.save(pretrained.state_dict(), tmp_path / "teacher.pt")
+    path = pretrained_study(tmp_path)
+    first = resolve_study(path, registry).fingerprint()
+    assert resolve_study(path, registry).fingerprint() == first
+    torch.save({k: v + 1 for k, v in pretrained.state_dict().items()}, tmp_path / "teacher.pt")
+    assert resolve_study(path, registry).fingerprint() != first
