@@ -8,7 +8,8 @@ B = 10). Three students, all LeNet-300-100, at equal communication:
 - ``finetune``: ``from_teacher`` with a new head (every layer trains and travels);
 - ``frozen``: ``from_teacher`` with a new head and the two hidden layers
   frozen: only the head trains and travels each round; each client downloads
-  the frozen layers once, and that download is counted.
+  the frozen layers once, and that download is counted;
+- ``frozen1``: the same with only the first hidden layer frozen.
 
 The byte budget is what ``scratch`` uses in ``--rounds`` rounds; ``finetune``
 moves the same bytes in as many rounds, ``frozen`` runs ``--frozen-rounds``
@@ -42,6 +43,7 @@ STUDENTS = {
     "scratch": ComponentChoice("lenet_300_100", {}),
     "finetune": ComponentChoice("from_teacher", {"new_head": True}),
     "frozen": ComponentChoice("from_teacher", {"new_head": True, "frozen": 2}),
+    "frozen1": ComponentChoice("from_teacher", {"new_head": True, "frozen": 1}),
 }
 
 
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds of scratch and finetune")
     parser.add_argument("--frozen-rounds", type=int, default=30, help="within the budget")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--students", nargs="+", default=["finetune", "frozen", "frozen1"])
+    parser.add_argument("--budget", type=int, help="bytes (default: scratch's, which then runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         study = resolve_study(
@@ -113,10 +117,13 @@ def main() -> None:
         runtime = prepare_runtime(study)
         teacher = runtime.teacher
         print(f"MNIST model on Fashion-MNIST: val {teacher.val_accuracy:.4f}", flush=True)
-        results = [measure(runtime, "scratch", args.rounds)]
-        budget = results[0]["comm_bytes"]
-        results.append(measure(runtime, "finetune", args.rounds))
-        results.append(measure(runtime, "frozen", args.frozen_rounds))
+        results = []
+        if args.budget is None:
+            results.append(measure(runtime, "scratch", args.rounds))
+        budget = args.budget or results[0]["comm_bytes"]
+        for name in args.students:
+            rounds = args.rounds if name == "finetune" else args.frozen_rounds
+            results.append(measure(runtime, name, rounds))
     summary = {
         "budget_bytes": budget,
         "within_budget": {r["student"]: r["comm_bytes"] <= budget for r in results},
