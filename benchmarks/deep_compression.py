@@ -118,8 +118,10 @@ PRETRAINED_TRIES = {
         "a": {},
         "b": {"quantize": {"bits": 5, "start_fraction": 0.5},
               "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
+        "c": {"compress_rounds": 80,
+              "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
     },
-    "lenet5": {"a": {}},
+    "lenet5": {"a": {}, "b": {"compress_rounds": 60}},
 }  # fmt: skip
 
 TRIES = {  # compression knobs tried on top of RECIPES; the script picks one on validation
