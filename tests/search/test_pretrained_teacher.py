@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 import torch
 from torch import nn
@@ -166,6 +167,14 @@ def test_a_study_mixes_students_from_the_teacher_with_small_ones(tmp_path, capsy
     study = write_study(tmp_path, tiny_study(teacher=teacher, search={"n_trials": 4}), space)
     assert main(["run", str(study)]) == 0
     capsys.readouterr()
+    storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert [trial.state.name for trial in trials] == ["COMPLETE"] * 4
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["teacher_training_bytes"] == 0  # pretrained: its download only
+        distilled = "distill" in attrs["selection"]
+        assert (attrs["teacher_download_bytes"] > 0) == distilled
 
 
 BAD_FILES = {
