@@ -120,6 +120,8 @@ PRETRAINED_TRIES = {
               "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
         "c": {"compress_rounds": 80,
               "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
+        "d": {"compress_rounds": 60, "compress_lr": 0.01,
+              "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
     },
     "lenet5": {"a": {}, "b": {"compress_rounds": 60}},
 }  # fmt: skip
