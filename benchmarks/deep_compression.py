@@ -19,6 +19,14 @@ MNIST test images, which neither training nor the choice sees.
 
     nice -n 15 python benchmarks/deep_compression.py --model lenet_300_100 --seeds 0 1 2
     nice -n 15 python benchmarks/deep_compression.py --model lenet5
+
+Pretrained flow (issue 14): the dense model is trained centrally by
+``benchmarks/pretrain.py`` (state dicts in ``runs/pretrained/``), then pruned
+and quantized with federated fine-tuning only (``PRETRAINED_RECIPES``, tries in
+``PRETRAINED_TRIES``, the same choice on validation):
+
+    nice -n 10 python benchmarks/pretrain.py
+    nice -n 10 python benchmarks/deep_compression.py --pretrained runs/pretrained --threads 1
     python benchmarks/deep_compression.py --model lenet_300_100 --quick   # smoke run
 """
 
@@ -91,6 +99,31 @@ RECIPES = {
         prune={"sparsity": 0.93, "sparsity_first": 0.4, "sparsity_last": 0.85},
         quantize={"bits": 5, "start_fraction": 0.5},
     ),
+}  # fmt: skip
+
+PRETRAINED_RECIPES = {  # from a centrally pretrained model (benchmarks/pretrain.py): short
+    "lenet_300_100": Recipe(
+        dense_phases=(), compress_rounds=40, compress_lr=0.02, local_epochs=1, batch_size=10,
+        prune={"sparsity": 0.91, "sparsity_first": 0.93, "sparsity_last": 0.74},
+        quantize={"bits": 6, "start_fraction": 0.5},
+    ),
+    "lenet5": Recipe(
+        dense_phases=(), compress_rounds=30, compress_lr=0.02, local_epochs=1, batch_size=10,
+        prune={"sparsity": 0.93, "sparsity_first": 0.4, "sparsity_last": 0.85},
+        quantize={"bits": 5, "start_fraction": 0.5},
+    ),
+}  # fmt: skip
+PRETRAINED_TRIES = {
+    "lenet_300_100": {
+        "a": {},
+        "b": {"quantize": {"bits": 5, "start_fraction": 0.5},
+              "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
+        "c": {"compress_rounds": 80,
+              "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
+        "d": {"compress_rounds": 60, "compress_lr": 0.01,
+              "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
+    },
+    "lenet5": {"a": {}, "b": {"compress_rounds": 60}},
 }  # fmt: skip
 
 TRIES = {  # compression knobs tried on top of RECIPES; the script picks one on validation
@@ -195,10 +228,23 @@ def choose(tries: dict[str, dict]) -> str:
     return min(qualified, key=lambda label: (tries[label]["val_error_pct"], tries[label]["bytes"]))
 
 
-def run(name: str, quick: bool, seeds: list[int], only: list[str] | None) -> dict:
-    """Train, try every compression recipe, choose on validation, report test for the choice."""
+def pretrained_model(name: str, data: FederatedData, folder: Path) -> nn.Module:
+    """The centrally pretrained model of ``benchmarks/pretrain.py`` (a state dict)."""
+    path = folder / f"{name}.pt"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `python benchmarks/pretrain.py` first")
+    model = build(name, data)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    print(f"{name}: pretrained model from {path}", flush=True)
+    return model
+
+
+def run(
+    name: str, quick: bool, seeds: list[int], only: list[str] | None, pretrained: Path | None = None
+) -> dict:
+    """Train (or load), try every compression recipe, choose on validation, report test."""
     registry = get_registry()
-    base = RECIPES[name]
+    base = (PRETRAINED_RECIPES if pretrained else RECIPES)[name]
     if quick:
         base = Recipe(((2, 0.1), (1, 0.05)), 4, 0.05, 1, 50, base.prune, base.quantize)
     splits = registry.create("dataset", "mnist", {}).load()
@@ -207,14 +253,18 @@ def run(name: str, quick: bool, seeds: list[int], only: list[str] | None) -> dic
         num_clients=100, seed=DATA_SEED,
     )  # fmt: skip
     started = time.perf_counter()
-    model, dense_comm = dense_model(name, base, data, quick)
+    if pretrained is not None:  # trained centrally: no federated traffic before compression
+        model, dense_comm = pretrained_model(name, data, pretrained), 0
+    else:
+        model, dense_comm = dense_model(name, base, data, quick)
     dense = {k: v.detach().clone() for k, v in model.state_dict().items()}
     spec = ModelSpec(name, {}, data.input_shape, data.num_classes)
     dense_artifact = build_artifact(spec, dense)
     float32_bytes = 4 * sum(t.numel() for t in dense.values() if t.is_floating_point())
     print(f"  dense: {len(dense_artifact)} B artifact, {float32_bytes} B float32", flush=True)
 
-    recipes = {label: replace(base, **changes) for label, changes in TRIES[name].items()}
+    tried = (PRETRAINED_TRIES if pretrained else TRIES)[name]
+    recipes = {label: replace(base, **changes) for label, changes in tried.items()}
     recipes = {label: r for label, r in recipes.items() if not only or label in only}
     tries, artifacts = {}, {}
     for label, recipe in recipes.items():
@@ -237,6 +287,7 @@ def run(name: str, quick: bool, seeds: list[int], only: list[str] | None) -> dic
     result = {
         "model": name,
         "quick": quick,
+        "pretrained": str(pretrained) if pretrained else None,
         "data_seed": DATA_SEED,
         "float32_bytes": float32_bytes,
         "dense_bytes": len(dense_artifact),
@@ -283,10 +334,17 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--tries", nargs="+", help="run only these tries (labels in TRIES)")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument(
+        "--pretrained", type=Path, metavar="DIR",
+        help="start from DIR/<model>.pt (benchmarks/pretrain.py) instead of federated training",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     os.environ.setdefault("FEDSEARCH_DATA_DIR", "/work/shared/data")
     names = list(RECIPES) if args.model == "both" else [args.model]
-    results = [run(name, args.quick, args.seeds, args.tries) for name in names]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = [run(name, args.quick, args.seeds, args.tries, args.pretrained) for name in names]
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=2)

@@ -23,6 +23,7 @@ from fedsearch.components._factory import (
     FactoryArchitecture,
     ModelFactory,
 )
+from fedsearch.components._from_teacher import FROM_TEACHER, FromTeacherArchitecture
 from fedsearch.components._middleware import Middleware, PayloadContext
 from fedsearch.components._objective import Objective
 from fedsearch.components._params import (
@@ -61,6 +62,7 @@ __all__ = [
     "COMPONENT_KINDS",
     "DIRECTIONS",
     "FACTORY_ARCHITECTURE",
+    "FROM_TEACHER",
     "PIPELINE_SEPARATOR",
     "STAGES",
     "Architecture",
@@ -78,6 +80,7 @@ __all__ = [
     "Direction",
     "DpParameters",
     "FactoryArchitecture",
+    "FromTeacherArchitecture",
     "Middleware",
     "ModelFactory",
     "NoParams",

@@ -58,8 +58,8 @@ class Teacher:
             run it on client batches (feature hints, attention transfer).
         training_bytes: Bytes its federated training moved through the
             channel, both directions, every round, as measured then. A teacher
-            given as a pretrained file would have 0 here and be charged its
-            download only (fedsearch has no such teacher source yet).
+            given as a pretrained file (``[teacher] pretrained``) has 0 here
+            and is charged its download only.
     """
 
     DOWNLOAD: ClassVar[str] = "teacher"

@@ -88,11 +88,20 @@ class FederationConfig(StrictModel):
 
 
 class TeacherConfig(StrictModel):
-    """The dense model trained federatedly once per study (and cached)."""
+    """The dense model trained federatedly once per study (and cached), or given by file."""
 
     architecture: ComponentRef
     rounds: int | None = Field(None, ge=1)
     learning_rate: float | None = Field(None, gt=0.0)
+    pretrained: str | None = Field(None, min_length=1)
+    """A state dict (``torch.save``) or fedsearch artifact of the architecture, relative
+    to the study file: the teacher is loaded from it instead of trained."""
+
+    @model_validator(mode="after")
+    def _trained_or_pretrained(self) -> TeacherConfig:
+        if self.pretrained is not None and (self.rounds or self.learning_rate):
+            raise ValueError("a pretrained teacher is not trained: remove rounds and learning_rate")
+        return self
 
 
 class DimensionConfig(StrictModel):

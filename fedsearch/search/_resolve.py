@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import STAGES, can_vectorize
+from fedsearch.components import FROM_TEACHER, STAGES, can_vectorize
 from fedsearch.config import (
     ComponentRef,
     StudyConfig,
@@ -91,6 +91,10 @@ class ResolvedStudy:
         relevant["space"] = self.space.rows()
         if digests := factory_digests(self.registry):  # the code of your own models
             relevant["factories"] = digests
+        if (teacher := self.config.teacher) is not None and teacher.pretrained is not None:
+            weights = Path(self.source).parent / teacher.pretrained  # other weights: other study
+            if weights.is_file():
+                relevant["teacher_weights"] = hashlib.sha256(weights.read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -140,6 +144,13 @@ def resolve_study(
     teacher = None
     if config.teacher is not None:
         teacher = spec("architecture", config.teacher.architecture, "teacher.architecture")
+    elif FROM_TEACHER in space.slots.get(ARCHITECTURE_SLOT, []):
+        raise ConfigError(
+            "the from_teacher student starts from the teacher, but the study has none; "
+            "add a [teacher] table (pretrained = FILE to start from your own model)",
+            source=source,
+            field="teacher",
+        )
     elif any(name != NONE for name in space.slots.get("distill", [])):
         raise ConfigError(
             "the search space distils, but the study has no teacher; add a [teacher] table",

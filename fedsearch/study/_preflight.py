@@ -5,6 +5,7 @@ from __future__ import annotations
 from fedsearch._errors import ConfigError
 from fedsearch.federated import FederatedData
 from fedsearch.search._resolve import ResolvedStudy, default_storage_url
+from fedsearch.study._pretrained import load_pretrained_weights, pretrained_path
 from fedsearch.study._storage_checks import check_storage, check_writable_folder
 from fedsearch.trial import prepare_data
 
@@ -25,15 +26,19 @@ def prepare_study(study: ResolvedStudy) -> FederatedData:
         The prepared (split and partitioned) data, so it is loaded once.
 
     Raises:
-        ConfigError: The storage or output folder cannot be used, or the data
-            is missing or too small for the clients and the validation split.
+        ConfigError: The storage or output folder cannot be used, the data
+            is missing or too small for the clients and the validation split, or
+            the pretrained teacher's file is missing or does not fit its architecture.
     """
     field, source = storage_field(study)
     check_storage(study.storage_url, create=True, field=field, source=source)
     check_writable_folder(study.output_dir, field="output_dir", source=study.source)
     try:
-        return prepare_data(study)
+        data = prepare_data(study)
     except ConfigError as error:
         if error.source is not None:
             raise
         raise ConfigError(error.message, source=study.source, field=error.field) from None
+    if pretrained_path(study) is not None:  # the file fits the teacher, or nothing is stored
+        load_pretrained_weights(study, data.input_shape, data.num_classes)
+    return data

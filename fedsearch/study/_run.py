@@ -260,8 +260,9 @@ def prepare_runtime(
     return StudyRuntime(study=study, data=data, teacher=teacher)
 
 
-def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
-    """The study's ``teacher`` user attribute: accuracies, artifact size, training traffic."""
+def _teacher_summary(runtime: StudyRuntime) -> dict[str, float | str | None] | None:
+    """The study's ``teacher`` user attribute: accuracies, artifact size, training traffic,
+    and the file of a pretrained teacher."""
     teacher = runtime.teacher
     if teacher is None:
         return None
@@ -270,6 +271,7 @@ def _teacher_summary(runtime: StudyRuntime) -> dict[str, float] | None:
         "test_accuracy": teacher.test_accuracy,
         "artifact_bytes": teacher.artifact_bytes,
         "training_bytes": teacher.training_bytes,
+        "pretrained": runtime.study.config.teacher.pretrained,  # the file, or None: trained
     }
 
 

@@ -13,7 +13,7 @@ import torch
 from sqlalchemy.pool import NullPool
 
 from fedsearch.artifact import FORMAT_VERSION, ModelSpec
-from fedsearch.components import Architecture, Teacher
+from fedsearch.components import Architecture, Teacher, Weights
 from fedsearch.federated import (
     FederatedRun,
     RoundCallback,
@@ -23,6 +23,7 @@ from fedsearch.federated import (
     run_federated,
 )
 from fedsearch.search._resolve import ResolvedStudy
+from fedsearch.study._pretrained import load_pretrained_weights, pretrained_path
 from fedsearch.study._storage import StorageLock, ensure_sqlite_folder
 from fedsearch.trial._model_io import build_artifact, load_model
 
@@ -145,7 +146,7 @@ def load_or_train_teacher(
     if study.teacher_architecture is None or study.config.teacher is None:
         return None
     key = teacher_key(study)
-    cached = cached_teacher(study.storage_url, key)
+    cached = _pretrained_teacher(study, run) or cached_teacher(study.storage_url, key)
     if cached is None:
         with StorageLock(study.storage_url, f"fedsearch-teacher-{key}"):
             cached = cached_teacher(study.storage_url, key)  # another worker may have trained it
@@ -167,6 +168,28 @@ def load_or_train_teacher(
     )
 
 
+def _pretrained_teacher(study: ResolvedStudy, run: FederatedRun) -> CachedTeacher | None:
+    """The teacher given by file, as a float32 artifact; nothing trained it here (0 bytes)."""
+    if pretrained_path(study) is None:
+        return None
+    weights = load_pretrained_weights(study, run.data.input_shape, run.data.num_classes)
+    return CachedTeacher(_teacher_artifact(study, run, weights, pretrained=True), training_bytes=0)
+
+
+def _teacher_artifact(
+    study: ResolvedStudy, run: FederatedRun, weights: Weights, *, pretrained: bool = False
+) -> bytes:
+    architecture = study.teacher_architecture.build()
+    spec = ModelSpec(
+        architecture=architecture.name,
+        params=architecture.params.model_dump(mode="json"),
+        input_shape=run.data.input_shape,
+        num_classes=run.data.num_classes,
+        metadata={"role": "teacher", **({"source": "pretrained"} if pretrained else {})},
+    )
+    return build_artifact(spec, weights)
+
+
 def _train_teacher(
     study: ResolvedStudy, run: FederatedRun, on_round: RoundCallback | None
 ) -> CachedTeacher:
@@ -178,11 +201,5 @@ def _train_teacher(
     result = run_federated(
         model, run, rounds=teacher.rounds, learning_rate=teacher.learning_rate, on_round=on_round
     )
-    spec = ModelSpec(
-        architecture=architecture.name,
-        params=architecture.params.model_dump(mode="json"),
-        input_shape=run.data.input_shape,
-        num_classes=run.data.num_classes,
-        metadata={"role": "teacher"},
-    )
-    return CachedTeacher(build_artifact(spec, result.weights), training_bytes=result.comm_bytes)
+    artifact = _teacher_artifact(study, run, result.weights)
+    return CachedTeacher(artifact, training_bytes=result.comm_bytes)

@@ -14,7 +14,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from fedsearch.artifact import ModelSpec
-from fedsearch.components import Architecture, CompressionContext, Compressor, DpParameters, Teacher
+from fedsearch.components import CompressionContext, Compressor, DpParameters, Teacher
 from fedsearch.config import ConstraintsConfig
 from fedsearch.federated import (
     FederatedData,
@@ -38,6 +38,7 @@ from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
 from fedsearch.trial._secure_attributes import secure_aggregator
 from fedsearch.trial._strategy_choice import selected_strategy
+from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student, freeze, student_run, unfreeze
 from fedsearch.trial._trial_attributes import trial_attributes
 
 
@@ -142,12 +143,9 @@ def evaluate_selection(
     """
     study, data = runtime.study, runtime.data
     registry = study.registry
-    architecture = registry.create(
-        "architecture", selection.architecture.name, selection.architecture.params
-    )
-    assert isinstance(architecture, Architecture)
-    torch.manual_seed(study.config.seed)
-    model = architecture.build(data.input_shape, data.num_classes)
+    student = build_student(study, data, runtime.teacher, selection.architecture)
+    architecture, model = student.architecture, student.model
+    frozen = freeze(student)
     compressors = [
         registry.create("compressor", choice.name, choice.params)
         for choice in selection.compressors.values()
@@ -161,14 +159,15 @@ def evaluate_selection(
         assert isinstance(compressor, Compressor)
         compressor.setup(context)
         downloads |= compressor.one_time_downloads()
-    run = runtime.federated_run(selection)
+    run = student_run(runtime.federated_run(selection), student)
     simulation = run_federated(
         model,
         run,
         compressors=compressors,
-        one_time_downloads=downloads,
+        one_time_downloads=downloads | ({FROZEN_DOWNLOAD: frozen} if frozen else {}),
         on_round=on_round,
     )
+    unfreeze(student, frozen)
     spec = ModelSpec(
         architecture=architecture.name,
         params=architecture.params.model_dump(mode="json"),
@@ -178,14 +177,16 @@ def evaluate_selection(
     reference = architecture.build(data.input_shape, data.num_classes)
     artifact = build_artifact(
         spec,
-        simulation.weights,
+        simulation.weights | frozen,
         compressors,
         model=model,
         reference=reference,
         round_index=rounds - 1,
     )
     decoded = load_model(artifact, registry)
-    uses_teacher = runtime.teacher is not None and Teacher.DOWNLOAD in downloads
+    uses_teacher = runtime.teacher is not None and (
+        Teacher.DOWNLOAD in downloads or student.from_teacher
+    )
     return TrialOutcome(
         val_accuracy=accuracy(decoded, data.val_inputs, data.val_labels),
         test_accuracy=accuracy(decoded, data.test_inputs, data.test_labels),

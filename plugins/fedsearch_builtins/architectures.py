@@ -12,6 +12,7 @@ from fedsearch import (
     Architecture,
     ComponentParams,
     FactoryArchitecture,
+    FromTeacherArchitecture,
     Registrar,
     SearchChoices,
     SearchPerLayer,
@@ -237,8 +238,9 @@ class DSCNN(Architecture):
 
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
-    """Register the MLP, CNN and depthwise-separable CNN families and ``factory``."""
+    """Register the MLP, CNN and DS-CNN families, ``factory`` and ``from_teacher``."""
     register.architecture(MLP)
     register.architecture(CNN)
     register.architecture(DSCNN)
     register.architecture(FactoryArchitecture)  # your own model, bound by the study file
+    register.architecture(FromTeacherArchitecture)  # the teacher, built by the trial

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from fedsearch import (
@@ -16,6 +16,7 @@ from fedsearch import (
     Compressor,
     ConfigError,
     Registrar,
+    SearchPerLayer,
     SearchRange,
     Weights,
     hookimpl,
@@ -116,7 +117,8 @@ class StructuredParams(ComponentParams):
     """Knobs of structured pruning."""
 
     sparsity: Annotated[float, Field(ge=0.0, le=0.95), SearchRange(0.1, 0.75, step=0.05)] = 0.5
-    """Share of the filters (convolutions) or neurons (linear layers) removed per layer."""
+    """Share of the filters (convolutions) or neurons (linear layers) removed per layer
+    (the layers without a ratio of their own in ``layer_sparsity``)."""
     criterion: Literal["l1", "l2"] = "l1"
     """Norm that ranks filters, channels or neurons; the smallest are removed."""
     method: Literal["filter", "channel"] = "filter"
@@ -127,14 +129,48 @@ class StructuredParams(ComponentParams):
     pruning), or only linear layers (neuron pruning)."""
     start_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Share of the rounds trained dense before the layers are cut (at the server)."""
+    per_layer: Annotated[int, Field(ge=0, le=32)] = 0
+    """How many of the pruned layers (first first) get their own ratio from
+    ``layer_sparsity``; the others use ``sparsity``. Fix it in the search space
+    (``"prune.structured.per_layer" = { value = 2 }``) to search per-layer ratios."""
+    layer_sparsity: Annotated[
+        list[Annotated[float, Field(ge=0.0, le=0.95)]],
+        SearchPerLayer(SearchRange(0.1, 0.75, step=0.05), count="per_layer"),
+    ] = []
+    """Share removed from each of the first ``per_layer`` pruned layers."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_ratios(cls, data: Any) -> Any:
+        """``per_layer`` alone repeats ``sparsity``; ``layer_sparsity`` alone sets the count."""
+        if not isinstance(data, dict):
+            return data
+        if "per_layer" in data and "layer_sparsity" not in data:
+            count = data["per_layer"]
+            if isinstance(count, int) and 0 <= count <= 32:
+                return {**data, "layer_sparsity": [data.get("sparsity", 0.5)] * count}
+        ratios = data.get("layer_sparsity")
+        if isinstance(ratios, list) and "per_layer" not in data:
+            return {**data, "per_layer": len(ratios)}
+        return data
+
+    @model_validator(mode="after")
+    def _one_ratio_per_layer(self) -> StructuredParams:
+        if len(self.layer_sparsity) != self.per_layer:
+            raise ValueError(
+                f"layer_sparsity has {len(self.layer_sparsity)} entries but per_layer is "
+                f"{self.per_layer}; give one ratio per layer"
+            )
+        return self
 
 
 class StructuredPruning(Compressor):
     """L1/L2-norm filter, channel and neuron pruning that makes the model smaller.
 
-    At round ``start_fraction * R`` the server removes ``sparsity`` of every
-    hidden layer's outputs (conv filters, linear neurons; never the classifier's)
-    with the smallest norm, and the inputs of the next layer that read them;
+    At round ``start_fraction * R`` the server removes ``sparsity`` (or the
+    layer's own ``layer_sparsity`` ratio) of every hidden layer's outputs
+    (conv filters, linear neurons; never the classifier's) with the smallest
+    norm, and the inputs of the next layer that read them;
     biases and batch norms shrink with them. The remaining rounds train,
     transmit and store the smaller dense model; the artifact records the new
     layer shapes and the loader builds that model.
@@ -154,17 +190,25 @@ class StructuredPruning(Compressor):
 
     def on_round_start(self, weights: Weights, round_index: int) -> None:
         """At the pruning round, cut every hidden layer of model and weights."""
-        if round_index != self.prune_round or self.params.sparsity == 0:
+        params = self.params
+        if round_index != self.prune_round:
             return
         kinds = {"all": (nn.Linear, nn.Conv2d), "conv": (nn.Conv2d,), "linear": (nn.Linear,)}
-        for link in layer_chain(self.model):
-            if isinstance(link.module, kinds[self.params.layers]):
-                self._cut(link, weights)
+        links = [
+            link
+            for link in layer_chain(self.model)
+            if isinstance(link.module, kinds[params.layers])
+        ]
+        for index, link in enumerate(links):
+            ratios = params.layer_sparsity
+            sparsity = ratios[index] if index < len(ratios) else params.sparsity
+            if sparsity > 0:
+                self._cut(link, weights, sparsity)
 
-    def _cut(self, link: _Link, weights: Weights) -> None:
+    def _cut(self, link: _Link, weights: Weights, sparsity: float) -> None:
         module = self.model.get_submodule(link.path)  # its inputs may be cut already
         outputs = weights[f"{link.path}.weight"].shape[0]
-        keep_count = max(1, round((1.0 - self.params.sparsity) * outputs))
+        keep_count = max(1, round((1.0 - sparsity) * outputs))
         spatial = weights[f"{link.consumer}.weight"].shape[1] // outputs
         consumer_weight = weights[f"{link.consumer}.weight"]
         if self.params.method == "channel":

@@ -165,3 +165,39 @@ def test_structured_pruning_keeps_the_largest_norm_filters(registry):
     assert pruner.kept["0"] == [1, 2]
     assert torch.equal(weights["3.weight"], before[:, 4:12])  # the inputs those filters fed
     assert model[3].in_features == 8 and model[0].out_channels == 2
+
+
+def test_structured_pruning_takes_a_ratio_per_layer(registry):
+    family = registry.create("architecture", "lenet5", {})
+    torch.manual_seed(0)
+    model = family.build((1, 28, 28), 10)
+    weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    params = {"per_layer": 2, "layer_sparsity": [0.25, 0.8], "sparsity": 0.5,
+              "start_fraction": 0.0}  # fmt: skip
+    pruner = setup(registry, "structured", params, model)
+    pruner.on_round_start(weights, 0)
+    # conv 20 filters keep 15, conv 50 keep 10, fc 500 (no ratio of its own) keeps 250
+    assert [len(kept) for kept in pruner.kept.values()] == [15, 10, 250]
+    assert weights["5.weight"].shape == (250, 10 * 4 * 4)  # fc 500 reads the 10 kept maps
+    assert weights["7.weight"].shape == (10, 250)
+
+
+def test_per_layer_structured_ratios_are_search_dimensions(registry):
+    from fedsearch.config import DimensionConfig
+    from fedsearch.search._space import SearchSpace, Sourced
+
+    space = SearchSpace.resolve(
+        {"architecture": Sourced(["mlp"], "s"), "prune": Sourced(["structured"], "s")},
+        {"prune.structured.per_layer": Sourced(DimensionConfig(value=2), "s")},
+        registry,
+    )
+    names = [row[0] for row in space.rows()]
+    assert "prune.structured.layer_sparsity.<i>" in names
+    import optuna
+
+    trial = optuna.create_study().ask()
+    chosen = space.suggest(trial).compressors["prune"].params
+    assert chosen["per_layer"] == 2 and len(chosen["layer_sparsity"]) == 2
+    assert {"prune.structured.layer_sparsity.0", "prune.structured.layer_sparsity.1"} <= set(
+        trial.params
+    )
