@@ -35,6 +35,7 @@ from fedsearch.components._params import (
     search_hint,
 )
 from fedsearch.components._partitioner import Partitioner
+from fedsearch.components._pruner import Pruner, RungPoint
 from fedsearch.components._sampler import Sampler
 from fedsearch.components._strategy import ClientUpdate, ServerRound, Strategy
 
@@ -48,6 +49,7 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
         Strategy,
         Codec,
         Sampler,
+        Pruner,
         Objective,
         Middleware,
     )
@@ -79,6 +81,8 @@ __all__ = [
     "Objective",
     "Partitioner",
     "PayloadContext",
+    "Pruner",
+    "RungPoint",
     "Sampler",
     "SearchChoices",
     "SearchHint",

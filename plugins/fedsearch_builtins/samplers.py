@@ -92,6 +92,7 @@ class TPE(Sampler):
     """Optuna's multi-objective Tree-structured Parzen Estimator (multivariate, grouped)."""
 
     name = "tpe"
+    uses_history = True
     description = "Tree-structured Parzen Estimator (Optuna)"
     Params = StartupParams
 
@@ -111,6 +112,7 @@ class GP(Sampler):
     """Optuna's Gaussian-process Bayesian optimisation (conditional params drawn at random)."""
 
     name = "gp"
+    uses_history = True
     description = "Gaussian-process Bayesian optimisation (Optuna)"
     Params = StartupParams
 
