@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,9 @@ from fedsearch_builtins._pareto_ranking import (
 )
 from fedsearch_builtins.pruners import ParetoASHA
 
-from fedsearch import RungPoint
+from fedsearch import Pruner, RungPoint
+from fedsearch.components import COMPONENT_KINDS
+from tests._console import fedsearch
 
 
 def point(trial, accuracy, model=1000, comm=10_000, round_=1):
@@ -57,7 +60,7 @@ def test_a_dominated_trial_stops_and_the_best_third_goes_on():
 
 
 def test_within_a_rank_a_crowded_point_stops_before_the_extremes():
-    pruner = ParetoASHA(ParetoASHA.Params(min_trials=3, reduction_factor=2))
+    pruner = ParetoASHA(ParetoASHA.Params(min_trials=3, reduction_factor=2, tie_break="crowding"))
     # a front along accuracy vs model bytes; the newcomer sits between two neighbours
     peers = [point(0, 0.5, model=100), point(1, 0.9, model=1000), point(2, 0.95, model=2000)]
     assert pruner.decide(point(3, 0.91, model=1050), peers) is not None
@@ -112,3 +115,10 @@ def test_hypervolume_contribution_of_a_box_corner():
     # the middle point alone adds the 0.5 x 0.5 square
     assert contributions[2] == pytest.approx(0.25)
     assert all(c >= 0 for c in contributions)
+
+
+def test_listed_by_fedsearch_plugins():
+    listing = json.loads(fedsearch("plugins", "--json").stdout)
+    by_plugin = {entry["name"]: entry["components"] for entry in listing}
+    assert by_plugin["builtin.pruners"] == {"pruner": ["pareto_asha"]}
+    assert "pruner" in COMPONENT_KINDS and COMPONENT_KINDS["pruner"] is Pruner
