@@ -153,6 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pruned-trials", type=int, default=200, help="trial cap of pruned runs (--compute)"
     )
+    parser.add_argument(
+        "--pruned-budget",
+        type=float,
+        default=1.0,
+        help="pruned runs stop after this share of the unpruned runs' client-rounds (--compute)",
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.compute:
@@ -242,7 +248,7 @@ def run_compute(args: argparse.Namespace) -> None:
                         studies[name].sampler.build().create(seed=seed),
                         pruner if pruned else None,
                         trials=args.pruned_trials if pruned else args.trials,
-                        budget=budget,
+                        budget=budget * (args.pruned_budget if pruned else 1.0),
                         hypervolume=volume,
                         measure=measure,
                     )
