@@ -168,6 +168,7 @@ class SearchConfig(StrictModel):
     pruner: ComponentRef | None = None
     """Multi-fidelity pruning over rounds (``{ name = "pareto_asha" }``); off when omitted."""
     warm_start: WarmStartConfig | None = None
+    """Start from an earlier study: its feasible front first, its trials as sampler history."""
     objectives: list[ComponentRef] = Field(default_factory=list)
     constraints: ConstraintsConfig = ConstraintsConfig()
     slots: dict[str, list[str]] = Field(default_factory=dict)
