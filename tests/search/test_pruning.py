@@ -104,3 +104,21 @@ def test_the_probe_measures_the_artifact_the_trial_would_ship(tmp_path, registry
     )
     assert sizes[-1] == outcome.model_bytes  # the last round's weights are the shipped ones
     assert len(set(sizes)) > 1  # pruning ramps up: earlier artifacts differ
+
+
+def test_measuring_rungs_leaves_the_trial_unchanged(tmp_path, registry):
+    study = resolve_study(write_study(tmp_path, tiny_study()), registry)
+    runtime = prepare_runtime(study)
+    optuna_study = optuna.create_study(directions=study.directions)
+    optuna_study.enqueue_trial(
+        {"prune": "magnitude", "quantize": "uniform", "quantize.uniform.bits": 4}
+        | {"distill": "soft_target"}
+    )
+    selection = study.space.suggest(optuna_study.ask())
+    outcomes = []
+    for measure in (False, True):
+        probe = RungProbe()
+        on_round = (lambda r, p=probe: p.model_bytes(r.round - 1)) if measure else None
+        outcome = evaluate_selection(runtime, selection, on_round=on_round, probe=probe)
+        outcomes.append((outcome.val_accuracy, outcome.model_bytes, outcome.comm_bytes))
+    assert outcomes[0] == outcomes[1]
