@@ -16,6 +16,15 @@ samplers and seeds: re-runs, and samplers that revisit a point, cost nothing.
 Hypervolume is measured in the space (1 - val_accuracy, log10 model_bytes,
 log10 comm_bytes), all minimised, against the fixed reference point
 (1.0, log10 128 KiB, log10 64 MiB); trials outside the box add nothing.
+
+``--compute`` measures hypervolume as a function of compute (client-rounds
+trained, and wall time) with and without multi-fidelity pruning (the
+``pareto_asha`` pruner at its defaults), on this problem (``--problem
+quickstart``) or a harder MNIST one (``--problem mnist``, see
+``_search_compute.MNIST_STUDY``)::
+
+    python benchmarks/search_quality.py --compute --problem quickstart --seeds 5 \
+        --samplers nsga2 random tpe evolution rl_controller
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _search_compute as compute
 import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume  # Optuna's own WFG implementation
@@ -74,15 +84,17 @@ sampler = {{{{ name = "{{sampler}}" }}}}
 """
 
 
-def hypervolume(values: list[tuple[float, float, float]]) -> float:
-    """Hypervolume of (accuracy, model bytes, comm bytes) triples against ``REFERENCE``."""
+def hypervolume(
+    values: list[tuple[float, float, float]], reference: np.ndarray = REFERENCE
+) -> float:
+    """Hypervolume of (accuracy, model bytes, comm bytes) triples against ``reference``."""
     points = np.array(
         [[1.0 - acc, math.log10(model), math.log10(comm)] for acc, model, comm in values]
     )
-    inside = points[np.all(points < REFERENCE, axis=1)] if len(points) else points
+    inside = points[np.all(points < reference, axis=1)] if len(points) else points
     if len(inside) == 0:
         return 0.0
-    return float(compute_hypervolume(inside, REFERENCE))
+    return float(compute_hypervolume(inside, reference))
 
 
 class CachedEvaluator:
@@ -136,8 +148,22 @@ def main(argv: list[str] | None = None) -> None:
         "--samplers", nargs="+", default=[*SAMPLERS, STOCK_NSGA2], help="random is always run"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--compute", action="store_true", help="hypervolume vs compute")
+    parser.add_argument("--problem", choices=["quickstart", "mnist"], default="quickstart")
+    parser.add_argument(
+        "--pruned-trials", type=int, default=200, help="trial cap of pruned runs (--compute)"
+    )
+    parser.add_argument(
+        "--pruned-budget",
+        type=float,
+        default=1.0,
+        help="pruned runs stop after this share of the unpruned runs' client-rounds (--compute)",
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.compute:
+        run_compute(args)
+        return
     registry = get_registry()
     with tempfile.TemporaryDirectory() as folder:
         studies = {}
@@ -170,6 +196,97 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.json:
         args.json.write_text(json.dumps({"trials": args.trials, "results": results}, indent=2))
+
+
+def compute_problem(name: str, folder: str, sampler: str) -> tuple[str, np.ndarray]:
+    """The study text and the fixed hypervolume reference point of a ``--compute`` problem."""
+    if name == "quickstart":
+        return STUDY.format(output=f"{folder}/runs", sampler=sampler), REFERENCE
+    train, test = compute.mnist_subset(Path(folder), Path("/work/shared/data/mnist"))
+    text = compute.MNIST_STUDY.format(
+        output=f"{folder}/runs",
+        train=train.as_posix(),
+        test=test.as_posix(),
+        space=(REPO / "search_spaces" / "default.toml").as_posix(),
+        sampler=sampler,
+    )
+    return text, compute.MNIST_REFERENCE
+
+
+def run_compute(args: argparse.Namespace) -> None:
+    """Hypervolume vs client-rounds for each sampler, unpruned and pruned."""
+    registry = get_registry()
+    cache = compute.TrajectoryCache.load(CACHE.with_name(f"search_compute_{args.problem}.json"))
+    with tempfile.TemporaryDirectory() as folder:
+        studies = {}
+        for name in args.samplers:
+            text, reference = compute_problem(args.problem, folder, name)
+            path = Path(folder) / f"{name}.toml"
+            path.write_text(text)
+            studies[name] = resolve_study(path, registry)
+        first = studies[args.samplers[0]]
+        runtime = prepare_runtime(first)
+        federation = first.config.federation
+        per_round = max(1, round(federation.fraction * federation.num_clients))
+        budget = args.trials * federation.rounds * per_round
+        pruner = registry.create("pruner", compute.PRUNER["name"], compute.PRUNER["params"])
+        measure = pruner.rungs(federation.rounds)
+
+        def volume(points: list) -> float:
+            return hypervolume(points, reference)
+
+        results: dict[str, dict[str, list]] = {}
+        for name in args.samplers:
+            for pruned in (False, True):
+                label = f"{name}{' + pruning' if pruned else ''}"
+                started = time.perf_counter()
+                results[label] = [
+                    compute.curve(
+                        studies[name],
+                        runtime,
+                        cache,
+                        studies[name].sampler.build().create(seed=seed),
+                        pruner if pruned else None,
+                        trials=args.pruned_trials if pruned else args.trials,
+                        budget=budget * (args.pruned_budget if pruned else 1.0),
+                        hypervolume=volume,
+                        measure=measure,
+                    )
+                    for seed in range(args.seeds)
+                ]
+                finals = [rows[-1]["hv"] for rows in results[label]]
+                print(
+                    f"{label}: {np.mean(finals):.4f} {np.round(finals, 4).tolist()} "
+                    f"({time.perf_counter() - started:.0f} s, {cache.runs} runs so far)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print_compute(args, results, budget)
+
+
+def print_compute(args: argparse.Namespace, results: dict[str, list], budget: int) -> None:
+    """The table of hypervolume vs compute and the done-when figure."""
+    print(f"problem {args.problem}, seeds 0-{args.seeds - 1}, budget {budget} client-rounds")
+    print("| run | trials (mean) | HV at 40% budget | HV at budget | std | wall s (shared) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, curves in results.items():
+        at40 = [compute.hv_at(rows, 0.4 * budget) for rows in curves]
+        full = [compute.hv_at(rows, budget) for rows in curves]
+        print(
+            f"| {label} | {np.mean([len(rows) for rows in curves]):.1f} | {np.mean(at40):.4f} | "
+            f"{np.mean(full):.4f} | {np.std(full):.4f} | "
+            f"{np.mean([rows[-1]['wall_s'] for rows in curves]):.0f} |"
+        )
+    default = args.samplers[0]
+    target = float(np.mean([rows[-1]["hv"] for rows in results[default]]))
+    needed = compute.rounds_to_reach(results[f"{default} + pruning"], target)
+    print(
+        f"target: mean HV of unpruned {default} at {args.trials} trials = {target:.4f}; "
+        f"{default} + pruning reaches it at {needed} client-rounds = "
+        f"{needed / budget:.1%} of {budget}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"budget": budget, "results": results}))
 
 
 if __name__ == "__main__":

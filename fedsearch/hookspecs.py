@@ -39,7 +39,7 @@ def fedsearch_register_components(register: Registrar) -> None:
             classes: ``register.compressor(MyPruner)``,
             ``register.architecture(MyNet)``, ``register.dataset``,
             ``register.partitioner``, ``register.strategy``, ``register.codec``,
-            ``register.sampler``, ``register.objective``,
+            ``register.sampler``, ``register.pruner``, ``register.objective``,
             ``register.middleware``, ``register.secure_aggregator``. A name
             already taken within its kind is an error that names both plugins.
 

@@ -14,6 +14,7 @@ import optuna
 from rich.console import Console
 from rich.markup import escape
 
+from fedsearch._errors import ConfigError
 from fedsearch.cli._display import (
     export_table,
     pareto_table,
@@ -37,6 +38,7 @@ from fedsearch.study import (
     study_status,
 )
 from fedsearch.study._storage import worker_id
+from fedsearch.study._warm_start import with_warm_start
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     study = resolve_study(
         args.study_file, get_registry(), storage=args.storage, study_name=args.study_name
     )
+    if args.warm_start_storage is not None and args.warm_start is None:
+        raise ConfigError("give the study to start from with --warm-start", field="--warm-start")
+    if args.warm_start is not None:
+        study = with_warm_start(study, args.warm_start, args.warm_start_storage)
     console.print(
         f"study [bold]{escape(study.study_name)}[/] in {escape(study.storage_url)} "
         f"(worker {escape(worker_id())})"

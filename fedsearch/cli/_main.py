@@ -121,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorch threads of this worker (default: the file's workers.threads, 1; "
         "0 = torch's default)",
     )
+    run.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="start from this earlier study: its feasible front first, its trials as history "
+        "for TPE, GP and the RL controller (overrides the file's search.warm_start)",
+    )
+    run.add_argument(
+        "--warm-start-storage",
+        metavar="URL",
+        help="storage of the --warm-start study (default: this study's storage)",
+    )
     run.set_defaults(handler=_commands.run)
 
     plugins = _command(

@@ -37,6 +37,7 @@ from fedsearch.components._params import (
 )
 from fedsearch.components._partitioner import Partitioner
 from fedsearch.components._privacy import DifferentiallyPrivate, DpParameters
+from fedsearch.components._pruner import Pruner, RungPoint
 from fedsearch.components._sampler import Sampler
 from fedsearch.components._secure import SecureAggregate, SecureAggregator
 from fedsearch.components._strategy import ClientUpdate, ServerRound, Strategy
@@ -51,6 +52,7 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
         Strategy,
         Codec,
         Sampler,
+        Pruner,
         Objective,
         Middleware,
         SecureAggregator,
@@ -87,6 +89,8 @@ __all__ = [
     "Objective",
     "Partitioner",
     "PayloadContext",
+    "Pruner",
+    "RungPoint",
     "Sampler",
     "SearchChoices",
     "SearchHint",

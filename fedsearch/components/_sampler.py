@@ -20,6 +20,9 @@ class Sampler(Component):
     """
 
     kind: ClassVar[str] = "sampler"
+    uses_history: ClassVar[bool] = False
+    """True when the sampler learns from finished trials (TPE, GP): a warm-started
+    study then shows it the earlier study's trials as well."""
 
     @abstractmethod
     def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:

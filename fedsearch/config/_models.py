@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fedsearch.config._warm_start import WarmStartConfig
+
 DEFAULT_OUTPUT_DIR = "runs"
 DEFAULT_SEARCH_SPACE = "../search_spaces/default.toml"
 SEED_MAX = 2**32 - 1
@@ -176,6 +178,10 @@ class SearchConfig(StrictModel):
     n_trials: int = Field(30, ge=1)
     timeout: float | None = Field(None, gt=0)
     sampler: ComponentRef = ComponentRef(name="nsga2")
+    pruner: ComponentRef | None = None
+    """Multi-fidelity pruning over rounds (``{ name = "pareto_asha" }``); off when omitted."""
+    warm_start: WarmStartConfig | None = None
+    """Start from an earlier study: its feasible front first, its trials as sampler history."""
     objectives: list[ComponentRef] = Field(default_factory=list)
     constraints: ConstraintsConfig = ConstraintsConfig()
     slots: dict[str, list[str]] = Field(default_factory=dict)

@@ -108,6 +108,7 @@ def run_federated(
     rounds: int | None = None,
     learning_rate: float | None = None,
     on_round: RoundCallback | None = None,
+    on_weights: Callable[[Weights], None] | None = None,
 ) -> SimulationResult:
     """Train ``model`` federatedly and return the final global weights.
 
@@ -119,6 +120,7 @@ def run_federated(
         rounds: Overrides ``run.federation.rounds``.
         learning_rate: Overrides ``run.federation.learning_rate``.
         on_round: Called after every round (progress, early abort).
+        on_weights: Called with the global weights after every round, before ``on_round``.
     """
     federation = run.federation
     num_rounds = rounds or federation.rounds
@@ -180,6 +182,8 @@ def run_federated(
                 execution=metrics.execution,
             )
             history.append(record)
+            if on_weights is not None:
+                on_weights(weights)
             if on_round is not None:
                 on_round(record)
     finally:

@@ -197,6 +197,10 @@ class Registrar:
         """Register a search sampler."""
         self._add("sampler", cls)
 
+    def pruner(self, cls: type[Component]) -> None:
+        """Register a multi-fidelity pruner (stops trials behind the others at a rung)."""
+        self._add("pruner", cls)
+
     def objective(self, cls: type[Component]) -> None:
         """Register an extra objective (FLOPs, latency, ...), enabled per study."""
         self._add("objective", cls)

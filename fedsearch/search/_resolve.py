@@ -65,6 +65,8 @@ class ResolvedStudy:
     """Payload transforms around the channel, in order."""
     secure_aggregation: ComponentSpec | None = None
     """The uplink's secure aggregation protocol, if any."""
+    pruner: ComponentSpec | None = None
+    """Multi-fidelity pruning over rounds, when the study enables it."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -88,6 +90,9 @@ class ResolvedStudy:
         relevant["federation"].pop("client_workers")
         relevant["search"].pop("n_trials")
         relevant["search"].pop("timeout")
+        relevant["search"].pop("warm_start")  # how the study starts, not what a trial computes
+        if relevant["search"]["pruner"] is None:  # fingerprints from before pruners stay valid
+            relevant["search"].pop("pruner")
         relevant["space"] = self.space.rows()
         if digests := factory_digests(self.registry):  # the code of your own models
             relevant["factories"] = digests
@@ -185,6 +190,9 @@ def resolve_study(
             registry, federation.uplink_codec, UPLINK, source, "federation.uplink_codec"
         ),
         sampler=spec("sampler", config.search.sampler, "search.sampler"),
+        pruner=spec("pruner", config.search.pruner, "search.pruner")
+        if config.search.pruner is not None
+        else None,
         teacher_architecture=teacher,
         storage_url=storage or config.storage or default_storage_url(config.output_dir),
         study_name=study_name or config.name,

@@ -32,6 +32,7 @@ from fedsearch.study._storage import (
 )
 from fedsearch.study._storage_checks import storage_errors
 from fedsearch.study._teacher import load_or_train_teacher
+from fedsearch.study._warm_start import WarmStart, enqueue_front, load_warm_start, sampler_factory
 from fedsearch.trial._objective import StudyRuntime, TrialObjective, prepare_data
 from fedsearch.trial._progress import ProgressReporter
 
@@ -41,7 +42,7 @@ def artifact_dir(study: ResolvedStudy) -> Path:
     return study.output_dir / "artifacts"
 
 
-def open_study(study: ResolvedStudy) -> optuna.Study:
+def open_study(study: ResolvedStudy, warm: WarmStart | None = None) -> optuna.Study:
     """Create the study, or join it when it exists and was made from the same configuration.
 
     The storage sends heartbeats for running trials and re-queues the trials
@@ -54,8 +55,7 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
     field, source = storage_field(study)
     with storage_errors(study.storage_url, field=field, source=source):
         storage = open_storage(study.storage_url, study.config.workers)
-    factory = study.sampler.build().create
-    sampler = TrialSeededSampler(lambda seed: factory(seed=seed), study.config.seed)
+    sampler = TrialSeededSampler(sampler_factory(study, warm), study.config.seed)
     with StorageLock(study.storage_url, f"fedsearch-create-{study.study_name}"):
         existing = _existing_fingerprint(storage, study.study_name, study.directions)
         if existing is not None and existing != study.fingerprint():
@@ -72,6 +72,8 @@ def open_study(study: ResolvedStudy) -> optuna.Study:
             load_if_exists=True,
         )
         if existing is None:
+            if warm is not None:  # before the fingerprint that marks the study complete
+                enqueue_front(optuna_study, warm)
             _describe_new_study(study, optuna_study)
     return optuna_study
 
@@ -139,8 +141,9 @@ def run_study(
     threads = workers.threads if threads is None else threads
     if threads:
         torch.set_num_threads(threads)
+    warm = load_warm_start(study)
     data = prepare_study(study)
-    optuna_study = open_study(study)
+    optuna_study = open_study(study, warm)
     budget = StudyBudget(study.config.search.n_trials) if n_trials is None else None
     planned = budget.remaining(optuna_study) if budget is not None else n_trials
     if planned == 0:

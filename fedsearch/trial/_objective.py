@@ -36,6 +36,7 @@ from fedsearch.trial._history_artifact import HISTORY_ATTR, upload_history
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
+from fedsearch.trial._rungs import RungProbe, RungPruning
 from fedsearch.trial._secure_attributes import secure_aggregator
 from fedsearch.trial._strategy_choice import selected_strategy
 from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student, freeze, student_run, unfreeze
@@ -134,7 +135,11 @@ class TrialOutcome:
 
 
 def evaluate_selection(
-    runtime: StudyRuntime, selection: Selection, *, on_round: RoundCallback | None = None
+    runtime: StudyRuntime,
+    selection: Selection,
+    *,
+    on_round: RoundCallback | None = None,
+    probe: RungProbe | None = None,
 ) -> TrialOutcome:
     """Train the selected student with its compressors and measure the objectives.
 
@@ -160,12 +165,19 @@ def evaluate_selection(
         compressor.setup(context)
         downloads |= compressor.one_time_downloads()
     run = student_run(runtime.federated_run(selection), student)
+    uses_teacher = runtime.teacher is not None and (
+        Teacher.DOWNLOAD in downloads or student.from_teacher
+    )
+    teacher_bytes = runtime.teacher.training_bytes if uses_teacher else 0
+    if probe is not None:  # the pruner measures the artifact at its rungs
+        probe.bind(architecture, data, compressors, model, teacher_bytes)
     simulation = run_federated(
         model,
         run,
         compressors=compressors,
         one_time_downloads=downloads | ({FROZEN_DOWNLOAD: frozen} if frozen else {}),
         on_round=on_round,
+        on_weights=probe.observe if probe is not None else None,
     )
     unfreeze(student, frozen)
     spec = ModelSpec(
@@ -184,9 +196,6 @@ def evaluate_selection(
         round_index=rounds - 1,
     )
     decoded = load_model(artifact, registry)
-    uses_teacher = runtime.teacher is not None and (
-        Teacher.DOWNLOAD in downloads or student.from_teacher
-    )
     return TrialOutcome(
         val_accuracy=accuracy(decoded, data.val_inputs, data.val_labels),
         test_accuracy=accuracy(decoded, data.test_inputs, data.test_labels),
@@ -194,7 +203,7 @@ def evaluate_selection(
         simulation=simulation,
         parameters=sum(parameter.numel() for parameter in decoded.parameters()),
         model=decoded.eval(),
-        teacher_training_bytes=runtime.teacher.training_bytes if uses_teacher else 0,
+        teacher_training_bytes=teacher_bytes,
         privacy=run_dp_parameters(run, rounds),
     )
 
@@ -247,7 +256,9 @@ class TrialObjective:
         trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, study.config.federation.rounds)
-        outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
+        probe = RungProbe()
+        on_round = self._round_callback(trial, probe)
+        outcome = evaluate_selection(self.runtime, selection, on_round=on_round, probe=probe)
         attributes = trial_attributes(self.runtime, selection, outcome)
         for key, value in attributes.items():
             trial.set_user_attr(key, value)
@@ -277,14 +288,16 @@ class TrialObjective:
             *extras,
         )
 
-    def _round_callback(self, trial: optuna.Trial) -> RoundCallback:
-        """Reports progress and applies ``federation.early_abort`` after every round."""
+    def _round_callback(self, trial: optuna.Trial, probe: RungProbe) -> RoundCallback:
+        """Reports progress, applies ``federation.early_abort`` and the pruner after every round."""
         rule = self.runtime.study.config.federation.early_abort
         history: list[RoundRecord] = []
+        rungs = RungPruning.of_study(self.runtime.study, trial, probe)
 
         def on_round(record: RoundRecord) -> None:
             self.progress.round_finished(record)
             history.append(record)
+            rungs.after_round(record, history)
             accuracy_now = record.val_accuracy
             if rule is None or accuracy_now is None or record.round < rule.after_round:
                 return

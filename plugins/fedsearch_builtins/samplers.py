@@ -1,5 +1,5 @@
-"""Search strategies: conditional-aware NSGA-II (default) and NSGA-III, TPE, GP, random, and
-regularized evolution."""
+"""Search strategies: conditional-aware NSGA-II (default) and NSGA-III, TPE, GP, random,
+regularized evolution and a reinforcement-learning controller."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fedsearch_builtins._conditional_samplers import (
     RegularizedEvolutionSampler,
     select_parent,
 )
+from fedsearch_builtins._rl_controller import RLControllerSampler
 
 __all__ = [
     "GP",
@@ -24,6 +25,8 @@ __all__ = [
     "TPE",
     "ConditionalNSGAIIISampler",
     "ConditionalNSGAIISampler",
+    "RLController",
+    "RLControllerSampler",
     "Random",
     "RegularizedEvolution",
     "RegularizedEvolutionSampler",
@@ -92,6 +95,7 @@ class TPE(Sampler):
     """Optuna's multi-objective Tree-structured Parzen Estimator (multivariate, grouped)."""
 
     name = "tpe"
+    uses_history = True
     description = "Tree-structured Parzen Estimator (Optuna)"
     Params = StartupParams
 
@@ -111,6 +115,7 @@ class GP(Sampler):
     """Optuna's Gaussian-process Bayesian optimisation (conditional params drawn at random)."""
 
     name = "gp"
+    uses_history = True
     description = "Gaussian-process Bayesian optimisation (Optuna)"
     Params = StartupParams
 
@@ -158,8 +163,37 @@ class RegularizedEvolution(Sampler):
         )
 
 
+class RLControllerParams(ComponentParams):
+    """Knobs of the RL controller."""
+
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1.0
+    bins: Annotated[int, Field(ge=2)] = 8
+    """Actions of a numeric param (its values, when fewer)."""
+    baseline_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.8
+
+
+class RLController(Sampler):
+    """A policy over categorical and discretised params trained with REINFORCE on the
+    hypervolume each trial added (after Zoph & Le 2017's controller, multi-objective)."""
+
+    name = "rl_controller"
+    description = "REINFORCE controller, hypervolume-improvement reward"
+    Params = RLControllerParams
+    uses_history = True
+
+    def create(self, *, seed: int | None) -> optuna.samplers.BaseSampler:
+        """An ``RLControllerSampler``."""
+        params: RLControllerParams = self.params  # type: ignore[assignment]
+        return RLControllerSampler(
+            learning_rate=params.learning_rate,
+            bins=params.bins,
+            baseline_decay=params.baseline_decay,
+            seed=seed,
+        )
+
+
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
     """Register the samplers."""
-    for sampler in (NSGA2, NSGA3, TPE, GP, Random, RegularizedEvolution):
+    for sampler in (NSGA2, NSGA3, TPE, GP, Random, RegularizedEvolution, RLController):
         register.sampler(sampler)
