@@ -16,6 +16,7 @@ from fedsearch.config._models import (
     TeacherConfig,
     WorkersConfig,
 )
+from fedsearch.config._tiers import TierConfig, TiersConfig
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -28,6 +29,8 @@ __all__ = [
     "SearchSpaceConfig",
     "StudyConfig",
     "TeacherConfig",
+    "TierConfig",
+    "TiersConfig",
     "WorkersConfig",
     "load_search_space_config",
     "load_study_config",

@@ -36,6 +36,7 @@ from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._model_io import build_artifact, load_model
 from fedsearch.trial._progress import ProgressReporter
+from fedsearch.trial._tier_trial import run_tiered_trial
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,9 @@ class TrialObjective:
         trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, study.config.federation.rounds)
+        if study.config.tiers is not None:  # heterogeneous clients: one sub-model per tier
+            store, on_round = self.artifact_store, self._round_callback(trial)
+            return run_tiered_trial(self.runtime, trial, selection, store, on_round)
         outcome = evaluate_selection(self.runtime, selection, on_round=self._round_callback(trial))
         for key, value in trial_attributes(self.runtime, selection, outcome).items():
             trial.set_user_attr(key, value)
