@@ -234,5 +234,6 @@ class TieredFederation:
         if deadline is not None and clock.arrival_s > deadline:
             clock = ClientClock(client, download_s, compute_s, clock.upload_s, done, False)
             return clock, loss, down + up
-        aggregator.add(decoded, plan, len(indices), done)
+        if done:  # a client without examples has nothing to add
+            aggregator.add(decoded, plan, len(indices), done)
         return clock, loss, down + up
