@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedsearch.config import TiersConfig
-from fedsearch.config._models import FederationConfig
+from fedsearch.config import FederationConfig, TiersConfig
 from fedsearch.federated import TieredFederation, TieredRun, TierModel, prepare_federated_data
 from fedsearch.federated._clock import assign_tiers, available_clients, sample_clients
 from fedsearch.host import get_registry
