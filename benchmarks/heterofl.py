@@ -19,7 +19,8 @@ Reductions to fit a shared 2-core CPU (every one of them stated):
 - model: fedsearch's LeNet-like ``cnn`` family, 2 conv blocks of 32
   channels (5x5, max-pool), a 128-wide dense layer, no batch norm (92k
   parameters; HeteroFL's: 1.6M); widths a..e are that CNN at ratios 1, 1/2,
-  1/4, 1/8, 1/16 (e: 2 channels per block, 8 dense units);
+  1/4, 1/8, 1/16 (e: 2 channels per block, 8 dense units); "e alone" is
+  that e-sized CNN as its own global model (its own initialisation);
 - training: ``--rounds`` (default 30) rounds, 1 local epoch, batch 10, SGD
   learning rate 0.1, no momentum, no weight decay, no learning-rate schedule
   (HeteroFL: hundreds of rounds, SGD with momentum and a decayed rate);
@@ -57,6 +58,9 @@ PUBLISHED = {"a": 0.9947, "mix": 0.9923, "e": 0.9846}
 CNN = {"depth": 2, "channels": [32, 32], "kernel_size": 5, "hidden": 128}
 """A per-layer dimension takes one value for every layer: both blocks are 32 wide."""
 CONFIGS = {"a": ["a"], "mix": ["a", "b", "c", "d", "e"], "e": ["e"]}
+E_ALONE = {"depth": 2, "channels": [2, 2], "kernel_size": 5, "hidden": 8}
+"""Model e alone is its own global model (e's shapes, e's initialisation): a single
+tier e cut from model a would start from a's initialisation, scaled for a's fan-in."""
 
 
 def mnist_npz(data: Path, train: int, folder: Path) -> tuple[Path, Path]:
@@ -87,15 +91,16 @@ def study_file(
     seed: int,
     n_trials: int = 1,
     tiers_table: dict[str, Any] | None = None,
+    cnn: dict[str, Any] = CNN,
 ) -> Path:
     """Write one study (digits-free: the MNIST subset as npz) and its one-family space."""
     space = {
         "slots": {"architecture": ["cnn"]},
         "dimensions": {
-            "architecture.cnn.depth": {"value": CNN["depth"]},
-            "architecture.cnn.kernel_size": {"value": CNN["kernel_size"]},
-            "architecture.cnn.hidden": {"value": CNN["hidden"]},
-            "architecture.cnn.channels": {"value": CNN["channels"][0]},  # every block
+            "architecture.cnn.depth": {"value": cnn["depth"]},
+            "architecture.cnn.kernel_size": {"value": cnn["kernel_size"]},
+            "architecture.cnn.hidden": {"value": cnn["hidden"]},
+            "architecture.cnn.channels": {"value": cnn["channels"][0]},  # every block
         },
     }
     (folder / f"{name}-space.toml").write_text(tomli_w.dumps(space))
@@ -136,15 +141,15 @@ def study_file(
     return path
 
 
-def fixed_tiers(names: list[str]) -> list[dict[str, Any]]:
-    """One tier per model width, equal shares, float32, no pruning."""
+def fixed_tiers(names: list[str], alone: bool = False) -> list[dict[str, Any]]:
+    """One tier per model width, equal shares, float32, no pruning (alone: ratio 1)."""
     share = 1.0 / len(names)
     return [
         {
             "name": name,
             "share": share,
             "budget_bytes": 10**9,
-            "width_ratios": [RATIOS[name]],
+            "width_ratios": [1.0 if alone else RATIOS[name]],
         }
         for name in names
     ]
@@ -167,7 +172,13 @@ def reproduce(
             started = time.perf_counter()
             study = run(
                 study_file(
-                    folder, name, data, fixed_tiers(CONFIGS[config]), rounds=rounds, seed=seed
+                    folder,
+                    name,
+                    data,
+                    fixed_tiers(CONFIGS[config], alone=config == "e"),
+                    rounds=rounds,
+                    seed=seed,
+                    cnn=E_ALONE if config == "e" else CNN,
                 )
             )
             trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
