@@ -208,11 +208,7 @@ def search(
         {"name": f"tier{index}", "share": 1.0 / len(budgets), "budget_bytes": budget}
         for index, budget in enumerate(budgets)
     ]
-    table = {
-        "width_ratios": [0.0625, 0.125, 0.25, 0.5, 1.0],
-        "bits": [4, 8, 32],
-        "sparsity_high": 0.9,
-    }
+    table = {"width_ratios": [0.125, 0.25, 0.5, 1.0], "bits": [4, 8], "sparsity_high": 0.5}
     path = study_file(
         folder,
         f"heterofl-search-s{seed}",
@@ -225,6 +221,14 @@ def search(
     )
     study = run(path)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
+    for trial in complete:
+        shown = [
+            (t["name"], t["width_ratio"], t["bits"], round(t["sparsity"], 2), t["model_bytes"],
+             round(t["val_accuracy"], 4))
+            for t in trial.user_attrs["tiers"]
+        ]  # fmt: skip
+        constraints = {k: round(v, 3) for k, v in trial.user_attrs["constraints"].items()}
+        print(trial.number, trial.user_attrs["feasible"], constraints, shown, flush=True)
     feasible = [t for t in complete if t.user_attrs["feasible"]]
     summary: dict[str, Any] = {
         "trials": len(complete),
@@ -271,8 +275,8 @@ def main() -> None:
         "--only", nargs="+", default=["a", "mix", "e"], choices=[*CONFIGS, "search"]
     )
     parser.add_argument("--budgets", type=int, nargs="+", default=[4096, 16384, 65536])
-    parser.add_argument("--search-trials", type=int, default=8)
-    parser.add_argument("--search-rounds", type=int, default=10)
+    parser.add_argument("--search-trials", type=int, default=10)
+    parser.add_argument("--search-rounds", type=int, default=15)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as temp:
