@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +133,6 @@ def tier_attributes(
     artifact_ids: list[str],
 ) -> dict[str, Any]:
     """The readable user attributes of a finished tiered trial."""
-    main_weighted: Callable[[str], float] = lambda key: sum(  # noqa: E731
-        score.tier.share * getattr(score, key) for score in scores
-    )
     counts = [0] * len(scores)
     for tier in result.tier_of:
         counts[tier] += 1
@@ -146,7 +142,7 @@ def tier_attributes(
             {**score.as_dict(artifact_id), "clients": counts[index]}
             for index, (score, artifact_id) in enumerate(zip(scores, artifact_ids, strict=True))
         ],
-        "test_accuracy": main_weighted("test_accuracy"),
+        "test_accuracy": sum(score.tier.share * score.test_accuracy for score in scores),
         "round_time_s": result.round_time_s,
         "round_seconds": [event.seconds for event in result.events],
         "rounds": [event.__dict__ for event in result.events],
