@@ -208,7 +208,7 @@ def search(
         {"name": f"tier{index}", "share": 1.0 / len(budgets), "budget_bytes": budget}
         for index, budget in enumerate(budgets)
     ]
-    table = {"width_ratios": [0.125, 0.25, 0.5, 1.0], "bits": [4, 8], "sparsity_high": 0.5}
+    table = {"width_ratios": [0.25, 0.5, 1.0], "bits": [4, 8], "sparsity_high": 0.5}
     path = study_file(
         folder,
         f"heterofl-search-s{seed}",
@@ -275,8 +275,8 @@ def main() -> None:
         "--only", nargs="+", default=["a", "mix", "e"], choices=[*CONFIGS, "search"]
     )
     parser.add_argument("--budgets", type=int, nargs="+", default=[4096, 16384, 65536])
-    parser.add_argument("--search-trials", type=int, default=10)
-    parser.add_argument("--search-rounds", type=int, default=15)
+    parser.add_argument("--search-trials", type=int, default=8)
+    parser.add_argument("--search-rounds", type=int, default=20)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as temp:
