@@ -155,6 +155,19 @@ def fixed_tiers(names: list[str], alone: bool = False) -> list[dict[str, Any]]:
     ]
 
 
+def fitting_ratios(budget: int) -> list[float]:
+    """The searched widths whose weights at 4 bits (half a byte each) fit ``budget``."""
+    registry = get_registry()
+    full = registry.create("architecture", "cnn", CNN)
+    kept = []
+    for ratio in (0.25, 0.5, 1.0):
+        params = {**full.params.model_dump(mode="json"), **full.width_scaled(ratio)}
+        model = registry.create("architecture", "cnn", params).build((1, 28, 28), 10)
+        if sum(p.numel() for p in model.parameters()) / 2 <= budget:
+            kept.append(ratio)
+    return kept
+
+
 def run(path: Path) -> optuna.Study:
     """Run a study file to its budget; return the stored study."""
     resolved = resolve_study(path, get_registry())
@@ -205,7 +218,12 @@ def search(
 ) -> dict[str, Any]:
     """Three tiers choose width ratio, bits and sparsity under their budgets."""
     tiers = [
-        {"name": f"tier{index}", "share": 1.0 / len(budgets), "budget_bytes": budget}
+        {
+            "name": f"tier{index}",
+            "share": 1.0 / len(budgets),
+            "budget_bytes": budget,
+            "width_ratios": fitting_ratios(budget),
+        }
         for index, budget in enumerate(budgets)
     ]
     table = {"width_ratios": [0.25, 0.5, 1.0], "bits": [4, 8], "sparsity_high": 0.5}
@@ -275,8 +293,8 @@ def main() -> None:
         "--only", nargs="+", default=["a", "mix", "e"], choices=[*CONFIGS, "search"]
     )
     parser.add_argument("--budgets", type=int, nargs="+", default=[4096, 16384, 65536])
-    parser.add_argument("--search-trials", type=int, default=8)
-    parser.add_argument("--search-rounds", type=int, default=20)
+    parser.add_argument("--search-trials", type=int, default=6)
+    parser.add_argument("--search-rounds", type=int, default=15)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as temp:
