@@ -6,7 +6,7 @@ $FEDSEARCH_DATA_DIR/mnist or ../shared/data/mnist):
     nice -n 10 python benchmarks/heterofl.py                 # a alone, a-e mix, e alone
     nice -n 10 python benchmarks/heterofl.py --only search   # tier recipes under budgets
 
-HeteroFL (Diao et al. 2021, Table 2; Flower's HeteroFL baseline README) trains
+HeteroFL (Diao et al. 2021; as listed in Flower's HeteroFL baseline README) trains
 MNIST with 100 clients, 10% a round, a 4-layer CNN (64-128-256-512 channels,
 static batch norm) and model widths a, b, c, d, e = 1, 1/2, 1/4, 1/8, 1/16 of
 it: model a alone 99.47%, the a-e mix (the global model a) 99.23%, model e
@@ -18,12 +18,12 @@ Reductions to fit a shared 2-core CPU (every one of them stated):
   (5% of them carved out for validation), not 60000; the full 10000 test images;
 - model: fedsearch's LeNet-like ``cnn`` family, 2 conv blocks of 32
   channels (5x5, max-pool), a 128-wide dense layer, no batch norm (92k
-  parameters; HeteroFL's: 1.6M); widths a..e are that CNN at ratios 1, 1/2,
+  parameters); widths a..e are that CNN at ratios 1, 1/2,
   1/4, 1/8, 1/16 (e: 2 channels per block, 8 dense units); "e alone" is
   that e-sized CNN as its own global model (its own initialisation);
 - training: ``--rounds`` (default 30) rounds, 1 local epoch, batch 10, SGD
   learning rate 0.1, no momentum, no weight decay, no learning-rate schedule
-  (HeteroFL: hundreds of rounds, SGD with momentum and a decayed rate);
+  (HeteroFL: many more rounds, SGD with momentum and a decayed rate);
 - the mix assigns 20% of the clients to each of a..e (HeteroFL: the same
   uniform mix); HeteroFL's masked-classifier trick is not used.
 
