@@ -157,6 +157,7 @@ def export(args: argparse.Namespace, console: Console) -> int:
         registry,
         trial=None if args.pareto else args.trial,
         output=args.output,
+        tier=args.tier,
     )
     console.print(export_table(scores))
     if args.pareto:

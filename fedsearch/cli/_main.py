@@ -203,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, metavar="PATH", help="file (--trial) or folder (--pareto)"
     )
     export.add_argument(
+        "--tier",
+        metavar="NAME",
+        help="with --trial: that device tier's own artifact (studies with [tiers])",
+    )
+    export.add_argument(
         "--study-file",
         metavar="STUDY.toml",
         help="the study file, to load the model factories it names (factory architectures)",

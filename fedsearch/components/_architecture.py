@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -31,3 +31,13 @@ class Architecture(Component):
             A module mapping a batch ``(N, *input_shape)`` to logits ``(N, num_classes)``.
             Seed torch before calling to get reproducible weights.
         """
+
+    def width_scaled(self, ratio: float) -> dict[str, Any] | None:
+        """Params of a ``ratio``-wide sub-model that slices this one (None: not sliceable).
+
+        Optional; enables heterogeneous tiers (``docs/heterogeneous-clients.md``).
+        The sub-model must have the same parameter names, and every tensor's
+        shape at most this model's in every dimension: the tier's weights are
+        the leading (or rolling) channels of each hidden dimension.
+        """
+        return None

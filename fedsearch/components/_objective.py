@@ -23,6 +23,9 @@ class Objective(Component):
     kind: ClassVar[str] = "objective"
     metric: ClassVar[str]
     direction: ClassVar[Literal["minimize", "maximize"]] = "minimize"
+    trial_metric: ClassVar[str | None] = None
+    """A measure of the trial's simulation (``round_time``) to report instead of
+    measuring the model; only trials that produce it (heterogeneous tiers) can."""
 
     @abstractmethod
     def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:

@@ -16,6 +16,7 @@ from fedsearch.config._models import (
     TeacherConfig,
     WorkersConfig,
 )
+from fedsearch.config._tiers import TierConfig, TiersConfig
 from fedsearch.config._warm_start import WarmStartConfig
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "SearchSpaceConfig",
     "StudyConfig",
     "TeacherConfig",
+    "TierConfig",
+    "TiersConfig",
     "WarmStartConfig",
     "WorkersConfig",
     "load_search_space_config",

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from fedsearch.config._strict import StrictModel
+from fedsearch.config._tiers import TiersConfig
 from fedsearch.config._warm_start import WarmStartConfig
 
 DEFAULT_OUTPUT_DIR = "runs"
 DEFAULT_SEARCH_SPACE = "../search_spaces/default.toml"
 SEED_MAX = 2**32 - 1
 """Largest seed: scikit-learn and numpy's legacy seeding take 32-bit seeds."""
-
-
-class StrictModel(BaseModel):
-    """Unknown fields are errors; values are not coerced across types; numbers are finite."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class ComponentRef(StrictModel):
@@ -233,3 +229,5 @@ class StudyConfig(StrictModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     """Where data, models and clients compute: ``auto`` (a GPU if any, else the CPU),
     ``cpu``, ``cuda`` (every GPU, workers spread over them) or ``cuda:N``."""
+    tiers: TiersConfig | None = None
+    """Heterogeneous device tiers (``docs/heterogeneous-clients.md``); None: identical clients."""

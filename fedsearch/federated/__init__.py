@@ -22,6 +22,13 @@ from fedsearch.federated._simulation import (
     SimulationResult,
     run_federated,
 )
+from fedsearch.federated._tiered import (
+    RoundEvents,
+    TieredFederation,
+    TieredResult,
+    TieredRun,
+    TierModel,
+)
 from fedsearch.federated._training import (
     ClientJob,
     Execution,
@@ -43,12 +50,17 @@ __all__ = [
     "LocalTrainer",
     "MiddlewareChain",
     "RoundCallback",
+    "RoundEvents",
     "RoundMetrics",
     "RoundRecord",
     "RoundResult",
     "SimulatedChannel",
     "SimulatedGrid",
     "SimulationResult",
+    "TierModel",
+    "TieredFederation",
+    "TieredResult",
+    "TieredRun",
     "accuracy",
     "choose_execution",
     "device_note",

@@ -30,6 +30,7 @@ from fedsearch.search._factories import bind_study_factories, factory_digests
 from fedsearch.search._privacy_checks import check_privacy
 from fedsearch.search._secure_checks import check_secure_aggregation
 from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
+from fedsearch.search._tier_checks import check_tiers
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
 OBJECTIVE_DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -146,6 +147,8 @@ def resolve_study(
             source=source,
             field="search.objectives",
         )
+    trial_metrics = [objective.cls.trial_metric for objective in objectives]  # type: ignore[attr-defined]
+    check_tiers(config, space, registry, trial_metrics, source)
     teacher = None
     if config.teacher is not None:
         teacher = spec("architecture", config.teacher.architecture, "teacher.architecture")

@@ -33,17 +33,22 @@ METADATA_FILE = "fedsearch.json"
 """Name of the metadata in a TorchScript file's extra files (and the suffix of ExecuTorch's)."""
 
 
-def trial_artifact(storage: str, study_name: str | None, trial_number: int) -> bytes:
-    """The artifact bytes a finished trial stored.
+def trial_artifact(
+    storage: str, study_name: str | None, trial_number: int, *, tier: str | None = None
+) -> bytes:
+    """The artifact bytes a finished trial stored (``tier``: that device tier's own).
 
     Raises:
-        ConfigError: No such study or trial, the trial did not finish, or its
-            artifact is missing from the study's artifact folder.
+        ConfigError: No such study, trial or tier, the trial did not finish, or
+            its artifact is missing from the study's artifact folder.
     """
-    return loaded_trial_artifact(load_existing_study(storage, study_name), trial_number)
+    study = load_existing_study(storage, study_name)
+    return loaded_trial_artifact(study, trial_number, tier=tier)
 
 
-def loaded_trial_artifact(study: optuna.Study, trial_number: int) -> bytes:
+def loaded_trial_artifact(
+    study: optuna.Study, trial_number: int, *, tier: str | None = None
+) -> bytes:
     """``trial_artifact`` of a study already loaded (no storage round trip per trial)."""
     study_name = study.study_name
     trials = study.get_trials(deepcopy=False)
@@ -55,6 +60,8 @@ def loaded_trial_artifact(study: optuna.Study, trial_number: int) -> bytes:
         )
     trial = trials[numbers.index(trial_number)]
     artifact_id = trial.user_attrs.get("artifact_id")
+    if tier is not None:
+        artifact_id = tier_artifact_id(trial, tier)
     if trial.state != optuna.trial.TrialState.COMPLETE or artifact_id is None:
         raise ConfigError(
             f"trial {trial_number} of {study_name!r} is {trial.state.name}, not COMPLETE: it has "
@@ -69,6 +76,22 @@ def loaded_trial_artifact(study: optuna.Study, trial_number: int) -> bytes:
             field="--storage",
         )
     return stored_artifact(Path(folder), artifact_id, trial_number).read_bytes()
+
+
+def tier_artifact_id(trial: optuna.trial.FrozenTrial, tier: str) -> object:
+    """The artifact id of ``tier`` in a tiered trial's ``tiers`` attribute.
+
+    Raises:
+        ConfigError: The trial has no tiers, or none named ``tier``.
+    """
+    tiers = trial.user_attrs.get("tiers") or []
+    names = [entry.get("name") for entry in tiers if isinstance(entry, dict)]
+    if tier not in names:
+        shown = ", ".join(str(name) for name in names) or "none: the study has no [tiers]"
+        raise ConfigError(
+            f"trial {trial.number} has no tier {tier!r} (tiers: {shown})", field="--tier"
+        )
+    return tiers[names.index(tier)].get("artifact_id")
 
 
 def stored_artifact(folder: Path, artifact_id: object, trial_number: int) -> Path:

@@ -30,11 +30,13 @@ def export_trials(
     *,
     trial: int | None = None,
     output: str | Path,
+    tier: str | None = None,
 ) -> list[ExportScore]:
     """Export trial ``trial`` to the file ``output``, or (``trial`` None) the feasible
     Pareto front into the folder ``output`` as ``trial-N.<suffix>`` plus ``exports.json``.
 
-    Every file is re-scored (see ``_rescore``); the scores are returned.
+    Every file is re-scored (see ``_rescore``); the scores are returned. ``tier``
+    (with ``trial``) exports that device tier's own artifact instead.
 
     Raises:
         ConfigError: No such study or trial, a missing artifact, an empty front, or a
@@ -44,6 +46,8 @@ def export_trials(
     study = load_existing_study(storage, study_name)
     study_name = study.study_name
     folder = Path(output)
+    if tier is not None and trial is None:
+        raise ConfigError("--tier exports one trial's tier: give --trial N", field="--tier")
     if trial is None:
         numbers = [frozen.number for frozen in pareto_trials(study)]
         if not numbers:
@@ -55,7 +59,7 @@ def export_trials(
         targets = {n: folder / f"trial-{n}{FILE_SUFFIXES[export_format]}" for n in numbers}
     else:
         targets = {trial: folder}
-    artifacts = {number: loaded_trial_artifact(study, number) for number in targets}
+    artifacts = {number: loaded_trial_artifact(study, number, tier=tier) for number in targets}
     data = study_splits(study, registry)
     trials = {frozen.number: frozen for frozen in study.get_trials(deepcopy=False)}
     scores = []

@@ -10,6 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from fedsearch.components import Architecture, SearchChoices, SearchRange, search_hint
+from fedsearch.federated._slicing import slice_plan
 
 DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "digits": ((1, 8, 8), 10),
@@ -132,6 +133,36 @@ class ArchitectureTestCase:
                     params_model.model_validate(data)
                 except ValidationError as error:  # pragma: no cover - the failure message
                     pytest.fail(f"{field}={value!r} is in the search range but invalid: {error}")
+
+    @pytest.mark.parametrize("ratio", [0.5, 0.25])
+    def test_width_scaled_sub_model_is_a_slice(self, ratio: float) -> None:
+        """Tiers: the ``ratio``-wide sub-model computes what the full one does with the
+        rest of its channels zeroed (families without ``width_scaled`` return None)."""
+        for params in self.param_cases:
+            architecture = self.architecture(self.architecture.Params.model_validate(params))
+            scaled = architecture.width_scaled(ratio)
+            if scaled is None:
+                assert type(architecture).width_scaled is Architecture.width_scaled
+                continue
+            merged = {**architecture.params.model_dump(mode="json"), **scaled}
+            for input_shape, num_classes in DATASET_SHAPES.values():
+                full = self.build(params, input_shape, num_classes)
+                sub = self.build(merged, input_shape, num_classes, seed=1)
+                _check_slice(full, sub, input_shape)
+
+
+def _check_slice(full: torch.nn.Module, sub: torch.nn.Module, input_shape: tuple[int, ...]) -> None:
+    shapes = {name: tuple(t.shape) for name, t in full.state_dict().items()}
+    plan = slice_plan(shapes, {name: tuple(t.shape) for name, t in sub.state_dict().items()})
+    kept = plan.take(full.state_dict())
+    zeroed = {name: torch.zeros_like(t) for name, t in full.state_dict().items()}
+    for name, value in kept.items():
+        zeroed[name].index_put_(plan.grid(name, shapes[name]), value)
+    full.load_state_dict(zeroed)
+    sub.load_state_dict(kept)
+    inputs = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(sub.eval()(inputs), full.eval()(inputs), rtol=1e-4, atol=1e-5)
 
 
 def _is_int_field(params_model: Any, field: str, count_field: str | None) -> bool:

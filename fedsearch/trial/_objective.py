@@ -40,6 +40,7 @@ from fedsearch.trial._rungs import RungProbe, RungPruning
 from fedsearch.trial._secure_attributes import secure_aggregator
 from fedsearch.trial._strategy_choice import selected_strategy
 from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student, freeze, student_run, unfreeze
+from fedsearch.trial._tier_trial import run_tiered_trial
 from fedsearch.trial._trial_attributes import trial_attributes
 
 
@@ -256,6 +257,9 @@ class TrialObjective:
         trial.set_user_attr("selection", selection.as_dict())  # readable even if it fails
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, study.config.federation.rounds)
+        if study.config.tiers is not None:  # heterogeneous clients: one sub-model per tier
+            store, on_round = self.artifact_store, self._round_callback(trial)
+            return run_tiered_trial(self.runtime, trial, selection, store, on_round)
         probe = RungProbe()
         on_round = self._round_callback(trial, probe)
         outcome = evaluate_selection(self.runtime, selection, on_round=on_round, probe=probe)

@@ -79,6 +79,15 @@ class MLP(Architecture):
         layers.append(nn.Linear(features, num_classes))
         return nn.Sequential(*layers)
 
+    def width_scaled(self, ratio: float) -> dict[str, Any]:
+        """Every hidden width times ``ratio`` (at least 1)."""
+        return {"widths": [scaled_width(width, ratio) for width in self.params.widths]}
+
+
+def scaled_width(width: int, ratio: float) -> int:
+    """``width * ratio`` rounded up, at least 1 (a tier's share of a hidden layer)."""
+    return max(1, math.ceil(width * ratio - 1e-9))
+
 
 def _image_shape(family: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(input_shape) != 3 or min(input_shape) < 1:
@@ -169,6 +178,15 @@ class CNN(Architecture):
         ]
         return nn.Sequential(*layers)
 
+    def width_scaled(self, ratio: float) -> dict[str, Any]:
+        """Every block's channels and the dense width times ``ratio`` (at least 1)."""
+        params: CNNParams = self.params
+        return {
+            "channels": [scaled_width(channels, ratio) for channels in params.channels],
+            "kernel_size": params.kernel_size,
+            "hidden": scaled_width(params.hidden, ratio),
+        }
+
 
 DSCNN_BASE_CHANNELS = (32, 64, 128, 128, 256)
 """Stem and block output channels at width multiplier 1 (MobileNet v1's first layers)."""
@@ -234,6 +252,11 @@ class DSCNN(Architecture):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
         return model
+
+    def width_scaled(self, ratio: float) -> dict[str, Any]:
+        """The width multiplier times ``ratio`` (channels stay multiples of 4, at least 4)."""
+        params: DSCNNParams = self.params
+        return {"depth": params.depth, "width_multiplier": params.width_multiplier * ratio}
 
 
 @hookimpl

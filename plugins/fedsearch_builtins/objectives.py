@@ -148,6 +148,29 @@ class Epsilon(Objective):
         return float(attributes["epsilon"])
 
 
+class RoundTime(Objective):
+    """Minimise the simulated seconds of the whole federated training.
+
+    Each round lasts until its last on-time client's update arrives (or the
+    deadline, when a client misses it): download and upload times are the real
+    payload bytes over the tier's bandwidth, compute time the local work over
+    the tier's speed. Needs a ``[tiers]`` table (``docs/heterogeneous-clients.md``).
+    """
+
+    name = "round_time"
+    metric = "round_time"
+    direction = "minimize"
+    trial_metric = "round_time"
+    description = "simulated seconds of the whole training (needs [tiers])"
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """Not measurable from the model: the trial's simulation reports it."""
+        raise PluginError(
+            "round_time is measured by a heterogeneous simulation: add a [tiers] table",
+            plugin=self.name,
+        )
+
+
 @hookimpl
 def fedsearch_register_components(register: Registrar) -> None:
     """Register the extra objectives."""
@@ -155,3 +178,4 @@ def fedsearch_register_components(register: Registrar) -> None:
     register.objective(Latency)
     register.objective(DeployBytes)
     register.objective(Epsilon)
+    register.objective(RoundTime)

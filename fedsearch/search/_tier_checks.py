@@ -1,0 +1,72 @@
+"""Checks of a study's ``[tiers]`` table against its search space and federation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fedsearch._errors import ConfigError
+from fedsearch.components import Architecture
+from fedsearch.config import StudyConfig
+from fedsearch.host import ComponentRegistry
+from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace
+
+TIER_STRATEGIES = ("fedavg",)
+"""Tiered studies aggregate slices by example-weighted averaging (FedAvg's rule)."""
+
+
+def check_tiers(
+    config: StudyConfig,
+    space: SearchSpace,
+    registry: ComponentRegistry,
+    trial_metrics: Sequence[str | None],
+    source: str,
+) -> None:
+    """Refuse what a heterogeneous study cannot run, naming the field and the fix.
+
+    Raises:
+        ConfigError: An objective needs ``[tiers]`` that the study lacks, or the
+            tiered study searches an architecture that cannot be sliced, a
+            compressor stage, or uses a strategy, middleware or delta downlink
+            that slices do not support.
+    """
+    if config.tiers is None:
+        if any(metric is not None for metric in trial_metrics):
+            raise ConfigError(
+                "round_time is measured by the heterogeneous simulation; add a [tiers] table "
+                "or remove it from search.objectives",
+                source=source,
+                field="search.objectives",
+            )
+        return
+    for slot, names in space.slots.items():
+        if slot == ARCHITECTURE_SLOT:
+            for name in names:
+                cls = registry.get("architecture", name).cls
+                if getattr(cls, "width_scaled", None) is Architecture.width_scaled:
+                    raise ConfigError(
+                        f"architecture {name!r} cannot be sliced into tiers (it does not "
+                        "implement width_scaled); search mlp, cnn or dscnn",
+                        source=source,
+                        field="search.slots.architecture",
+                    )
+        elif slot in ("prune", "quantize", "distill", "factorize") and set(names) - {NONE}:
+            raise ConfigError(
+                f"a tiered study compresses each tier by its own recipe; set search.slots.{slot} "
+                'to ["none"] (or use search_spaces/tiers.toml)',
+                source=source,
+                field=f"search.slots.{slot}",
+            )
+    federation = config.federation
+    if federation.strategy.name not in TIER_STRATEGIES:
+        raise ConfigError(
+            f"tiered studies aggregate slices with fedavg's rule; set strategy to fedavg "
+            f"(got {federation.strategy.name!r})",
+            source=source,
+            field="federation.strategy",
+        )
+    if federation.middleware or federation.downlink != "model":
+        raise ConfigError(
+            'tiered studies send each client its slice: use downlink = "model" and no middleware',
+            source=source,
+            field="federation.middleware" if federation.middleware else "federation.downlink",
+        )
