@@ -15,7 +15,13 @@ SEED_MAX = 2**32 - 1
 class StrictModel(BaseModel):
     """Unknown fields are errors; values are not coerced across types; numbers are finite."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+    )
 
 
 class ComponentRef(StrictModel):
@@ -96,7 +102,9 @@ class TeacherConfig(StrictModel):
 class DimensionConfig(StrictModel):
     """One search dimension: a range, a list of choices, or a fixed value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
     low: float | int | None = None
     high: float | int | None = None
