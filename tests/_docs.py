@@ -7,6 +7,7 @@ file it includes, relative to the repository root.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import textwrap
 import tomllib
@@ -99,3 +100,11 @@ def snippet(predicate: Any) -> Block:
 def text_block(marker: str, language: str | None = None) -> Block:
     """The first block (of ``language``) that contains ``marker``."""
     return next(block for block in doc_blocks(language) if marker in block.text)
+
+
+def load_hooks() -> Any:
+    """The docs site's hook module (docs/_hooks/reference.py), which generates the references."""
+    spec = importlib.util.spec_from_file_location("reference", REPO / "docs/_hooks/reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -13,7 +13,6 @@ compressor runs on each built-in student family.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from tests._docs import (
     Command,
     doc_blocks,
     doc_commands,
+    load_hooks,
     snippet,
     text_block,
 )
@@ -442,14 +442,6 @@ def test_every_command_of_the_docs_pages_runs(jobs):
 def test_plugins_lists_the_example_plugin(jobs):
     output = jobs["plugins"].ok("plugins").stdout
     assert "random-pruning" in output and "random" in output
-
-
-def load_hooks() -> Any:
-    """The docs site's hook module (docs/_hooks/reference.py), which generates the references."""
-    spec = importlib.util.spec_from_file_location("reference", REPO / "docs/_hooks/reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _all_complete(job: Job, count: int = 1) -> list[optuna.trial.FrozenTrial]:
