@@ -220,7 +220,9 @@ def claimed_elsewhere(command: Command) -> bool:
     """Commands that run in a job of their own (a setting, a service or a file they need)."""
     return (
         command.path == "README.md"  # the quickstart run: quickstart_job
-        or "quickstart" in command.text  # quickstart_job, and PostgreSQL's own test
+        or "studies/quickstart.toml" in command.text  # quickstart_job's run
+        or " --study-name quickstart " in command.text  # quickstart_job's exports
+        or "postgresql" in command.text  # test_many_workers_command_runs_on_postgres
         or "--study-file" in command.text  # own_model_job
         or command.text == "fedsearch plugins"  # with the example plugin installed
         or LIBRARY_RUN.fullmatch(command.text) is not None  # tests/test_study_library.py
