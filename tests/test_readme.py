@@ -1,12 +1,14 @@
-"""The README is an executable specification: its study snippets and commands run here.
+"""The README and the docs are an executable specification: their snippets and commands run.
 
-Every ```toml block of the README must be claimed by one of the runs below
-(an unclaimed block fails ``test_every_toml_snippet_is_run``), and every
-``fedsearch`` command it shows runs through the real console script. Budgets
-(rounds, trials) are the only thing changed, so the whole file stays fast;
-the runs go two at a time. The compressor table is checked against the
-installed plugins, and each built-in compressor runs on each built-in student
-family.
+Every ```toml block of the README and of ``docs/*.md`` must be claimed by one
+of the runs below (an unclaimed block fails ``test_every_toml_snippet_is_run``),
+and every ``fedsearch`` command they show runs through the real console script:
+the commands that need a particular setting run in the jobs below, every other
+command of a docs page runs, in order, in a scratch copy of ``studies/`` and
+``search_spaces/`` (``doc_page_jobs``). Budgets (rounds, trials) are the only
+thing changed, so the whole file stays fast; the runs go two at a time. The
+compressor table is checked against the installed plugins, and each built-in
+compressor runs on each built-in student family.
 """
 
 from __future__ import annotations
@@ -29,60 +31,30 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from tests._console import fedsearch
+from tests._docs import (
+    DOC_FILES,
+    README,
+    Block,
+    Command,
+    doc_blocks,
+    doc_commands,
+    load_hooks,
+    snippet,
+    text_block,
+)
 from tests._studies import DROP, merged, tiny_space, tiny_study, write_study, write_toml
 from tests.conftest import REPO, SHARED_DATA
 
 pytestmark = pytest.mark.e2e
 
-README = (REPO / "README.md").read_text()
+DOCS_TEXT = "\n".join(path.read_text() for path in DOC_FILES)
 BUDGET = {"federation": {"rounds": 1}, "teacher": {"rounds": 1}, "search": {"n_trials": 1}}
 WIDE = {"COLUMNS": "250"}  # rich tables unwrapped
-
-
-@dataclass(frozen=True)
-class Block:
-    """A fenced block of the README."""
-
-    language: str
-    text: str
-    line: int
-
-    @property
-    def toml(self) -> dict[str, Any]:
-        return tomllib.loads(self.text)
-
-
-def readme_blocks(language: str | None = None) -> list[Block]:
-    found = [
-        Block(match[1], match[2], README[: match.start()].count("\n") + 1)
-        for match in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)
-    ]
-    return [block for block in found if language is None or block.language == language]
 
 
 def unboxed(line: str) -> list[str]:
     """The words of a line of a rich table, without its box-drawing characters."""
     return re.sub(r"[\u2500-\u257f]", " ", line).split()
-
-
-def readme_commands() -> list[str]:
-    """Every ``fedsearch ...`` command line of the README's code blocks (comments dropped)."""
-    commands = []
-    for block in readme_blocks():
-        text = block.text.replace("\\\n", " ")
-        for line in text.splitlines():
-            for part in line.split("&&"):
-                command = " ".join(part.split("#")[0].split())
-                error = re.match(r"fedsearch( \w+)?: ", command)  # an error line, shown
-                if command.startswith("fedsearch ") and not error:
-                    commands.append(command)
-    return commands
-
-
-def snippet(predicate: Any) -> Block:
-    """The one README toml block whose parsed content satisfies ``predicate``."""
-    (block,) = [block for block in readme_blocks("toml") if predicate(block.toml)]
-    return block
 
 
 def space_snippet(slot: str) -> Block:
@@ -97,9 +69,8 @@ def space_snippet(slot: str) -> Block:
 
 
 def python_snippet(marker: str) -> Block:
-    """The one README python block that contains ``marker``."""
-    (block,) = [block for block in readme_blocks("python") if marker in block.text]
-    return block
+    """The first python block of the README and docs that contains ``marker``."""
+    return text_block(marker, "python")
 
 
 @dataclass
@@ -110,7 +81,7 @@ class Job:
     commands: list[tuple[str, list[str]]]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None  # default: the folder
-    claims: list[int] = field(default_factory=list)  # README lines of the toml blocks it runs
+    claims: list[str] = field(default_factory=list)  # "path:line" of the toml blocks it runs
     keep_going: bool = False  # run every command even after one fails
     results: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
 
@@ -141,7 +112,7 @@ def quickstart_job(root: Path) -> Job:
     shutil.copytree(REPO / "search_spaces", folder / "search_spaces")
     budget = merged(BUDGET, {"search": {"n_trials": 4}})  # the README exports trial 3
     write_toml(folder / "studies" / "quickstart.toml", merged(study.toml, budget))
-    commands = [(command.split()[1], command.split()[1:]) for command in readme_commands()]
+    commands = [(command.args[0], command.args) for command in doc_commands()]
     runs = [c for c in commands if c[1] == ["run", "studies/quickstart.toml"]]
     exports = [
         c
@@ -167,7 +138,7 @@ def quickstart_job(root: Path) -> Job:
                 ["export", *stored, "--trial", "3", "--format", "torchscript", "-o", "model.pt"],
             ),
         ],
-        claims=[study.line],
+        claims=[study.where],
     )
 
 
@@ -211,7 +182,7 @@ def study_job(
     path = write_study(folder, study, space)
     commands = [("validate", ["validate", str(path)])] if validate else []
     commands.append(("run", ["run", str(path)]))
-    return Job(folder, commands, claims=[block.line for block in blocks])
+    return Job(folder, commands, claims=[block.where for block in blocks])
 
 
 def own_model_job(root: Path) -> Job:
@@ -225,9 +196,9 @@ def own_model_job(root: Path) -> Job:
     space = snippet(lambda doc: "factory" in doc.get("slots", {}).get("architecture", []))
     write_toml(folder / "study.toml", merged(study.toml, BUDGET))
     write_toml(folder / "space.toml", space.toml)
-    (export,) = [command for command in readme_commands() if "--study-file" in command]
-    commands = [("run", ["run", "study.toml"]), ("export", export.split()[1:])]
-    return Job(folder, commands, claims=[study.line, space.line])
+    (export,) = [command for command in doc_commands() if "--study-file" in command.text]
+    commands = [("run", ["run", "study.toml"]), ("export", export.args)]
+    return Job(folder, commands, claims=[study.where, space.where])
 
 
 def image_folder_job(root: Path) -> Job:
@@ -243,6 +214,49 @@ def image_folder_job(root: Path) -> Job:
                 size = (20 + index, 24)  # resized to params["size"]
                 Image.new("RGB", size, colour).save(job.folder / split / name / f"{index}.png")
     return job
+
+
+def claimed_elsewhere(command: Command) -> bool:
+    """Commands that run in a job of their own (a setting, a service or a file they need)."""
+    return (
+        command.path == "README.md"  # the quickstart run: quickstart_job
+        or "studies/quickstart.toml" in command.text  # quickstart_job's run
+        or " --study-name quickstart " in command.text  # quickstart_job's exports
+        or "postgresql" in command.text  # test_many_workers_command_runs_on_postgres
+        or "--study-file" in command.text  # own_model_job
+        or command.text == "fedsearch plugins"  # with the example plugin installed
+        or LIBRARY_RUN.fullmatch(command.text) is not None  # tests/test_study_library.py
+        or any(word.isupper() for word in command.args)  # a placeholder: STUDY.toml, URL
+    )
+
+
+LIBRARY_RUN = re.compile(r"fedsearch run studies/\w+\.toml")
+
+
+def doc_page_jobs(root: Path, plugin_site: Path) -> dict[str, Job]:
+    """Each docs page's other commands, in order, in a copy of studies/ and search_spaces/.
+
+    Every study file of the copy gets the test budget, with enough trials for
+    the highest ``--trial N`` the page exports; datasets come from the shared
+    data folder and the example plugin is installed.
+    """
+    found = {}
+    for path in DOC_FILES[1:]:
+        commands = [c for c in doc_commands([path]) if not claimed_elsewhere(c)]
+        if not commands:
+            continue
+        folder = root / f"page-{path.stem}"
+        shutil.copytree(REPO / "search_spaces", folder / "search_spaces")
+        trials = [int(n) for c in commands for n in re.findall(r"--trial (\d+)", c.text)]
+        budget = merged(BUDGET, {"search": {"n_trials": max(trials, default=0) + 1}})
+        for study in (REPO / "studies").glob("*.toml"):
+            write_toml(
+                folder / "studies" / study.name, merged(tomllib.loads(study.read_text()), budget)
+            )
+        env = {"FEDSEARCH_DATA_DIR": str(SHARED_DATA), "PYTHONPATH": str(plugin_site)}
+        steps = [(f"{index}: {c.text}", c.args) for index, c in enumerate(commands)]
+        found[f"page {path.name}"] = Job(folder, steps, env=env)
+    return found
 
 
 COMPRESSOR_ROW = re.compile(r"^\| (factorize|prune|quantize|distill) \| `(\w+)` \|", re.M)
@@ -337,6 +351,7 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
     found |= mistake_jobs(root)
     found["own-model"] = own_model_job(root)
     found["image-folder"] = image_folder_job(root)
+    found |= doc_page_jobs(root, example_plugin_site)
     for family in FAMILIES:
         for index, combination in enumerate(COMBINATIONS):
             found[f"{family}-{index}"] = compressor_job(root, family, combination)
@@ -348,10 +363,10 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
 def test_every_toml_snippet_is_run(jobs):
     claimed = {line for job in jobs.values() for line in job.claims}
     pyproject = snippet(lambda doc: "project" in doc)  # checked by the next test
-    shown = {block.line for block in readme_blocks("toml")} - {pyproject.line}
+    shown = {block.where for block in doc_blocks("toml")} - {pyproject.where}
     if "mnist" not in jobs:
-        shown -= {snippet(lambda doc: doc.get("dataset", {}).get("name") == "mnist").line}
-    assert shown - claimed == set(), "README toml blocks at these lines are not run"
+        shown -= {snippet(lambda doc: doc.get("dataset", {}).get("name") == "mnist").where}
+    assert shown - claimed == set(), "these toml blocks (file:line) are not run"
 
 
 def test_plugin_packaging_snippet_matches_the_example_plugin():
@@ -367,7 +382,7 @@ def test_quickstart_commands(jobs):
     assert len(exported) >= 2, "the README shows a trial export and a --pareto export"
     front = json.loads((job.folder / "front" / "exports.json").read_text())
     assert front and all((job.folder / "front" / Path(row["path"]).name).is_file() for row in front)
-    sample = next(block.text for block in readme_blocks("") if "Pareto front of" in block.text)
+    sample = text_block("Pareto front of", "").text
     header = sample.splitlines()[1].split()
     assert "Pareto front of quickstart" in run
     cells = [unboxed(line) for line in run.splitlines()]
@@ -388,32 +403,19 @@ def test_quickstart_commands(jobs):
     assert (job.folder / "model.pt").stat().st_size > 0
 
 
-OPTION = re.compile(r"(?<![\w-])(--?[a-z][\w-]*)")
-NOT_YET = {"--full"}
-"""Options the README's CLI reference does not list yet (the docs site documents them)."""
-
-
-def test_cli_reference_lists_exactly_each_commands_options(jobs):
-    reference = next(
-        block.text for block in readme_blocks("") if "fedsearch run STUDY" in block.text
-    )
-    synopses = re.findall(r"^fedsearch (\w+) (.*(?:\n {10,}\[.*)*)", reference, re.M)
-    assert sorted(name for name, _ in synopses) == sorted(COMMANDS)
-    for name, synopsis in synopses:
-        usage = jobs["help"].ok(name)
-        shown = set(OPTION.findall(synopsis))
-        aliases = [  # each option line of --help: its spellings, e.g. {"-o", "--output"}
-            set(OPTION.findall(line.strip().split("  ")[0]))
-            for line in usage.stdout.splitlines()
-            if re.match(r"^\s+-", line)
-        ]
-        real = [group for group in aliases if group and not group & {"-h", "--help", *NOT_YET}]
-        assert all(group & shown for group in real), f"fedsearch {name}: README lacks {real}"
-        assert shown <= set().union(*real), f"fedsearch {name}: CLI lacks {shown}"
+def test_cli_reference_is_generated_from_the_parser(jobs):
+    page = (REPO / "docs" / "cli.md").read_text()
+    assert "<!-- fedsearch:cli -->" in page.splitlines()
+    reference = load_hooks().cli_reference()
+    for name in COMMANDS:
+        usage = jobs["help"].ok(name).stdout
+        assert f"## fedsearch {name}\n" in reference
+        for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", usage):
+            assert option in reference, f"fedsearch {name} {option} is not in the reference"
 
 
 def test_mistakes_give_the_one_line_errors_shown(jobs):
-    shown = next(block.text for block in readme_blocks("") if "fedsearch: error:" in block.text)
+    shown = text_block("fedsearch: error:", "").text
     lines = shown.strip().splitlines()
     made = [
         ("mistake-space", "validate"),
@@ -427,6 +429,16 @@ def test_mistakes_give_the_one_line_errors_shown(jobs):
         assert result.returncode == 2
         (error,) = result.stderr.strip().splitlines()
         assert error.startswith(line.removesuffix("...")), error
+
+
+def test_every_command_of_the_docs_pages_runs(jobs):
+    pages = {name: job for name, job in jobs.items() if name.startswith("page ")}
+    shown = [c.text for c in doc_commands(DOC_FILES[1:]) if not claimed_elsewhere(c)]
+    ran = [step.split(": ", 1)[1] for job in pages.values() for step, _ in job.commands]
+    assert sorted(ran) == sorted(shown)
+    for job in pages.values():
+        for step, _ in job.commands:
+            job.ok(step)
 
 
 def test_plugins_lists_the_example_plugin(jobs):
@@ -445,7 +457,7 @@ def _all_complete(job: Job, count: int = 1) -> list[optuna.trial.FrozenTrial]:
 
 def test_search_space_snippet_validates_as_shown_and_runs(jobs):
     job = jobs["space"]
-    shown = next(block.text for block in readme_blocks("") if "dimension  " in block.text)
+    shown = text_block("dimension  ", "").text
     validated = [" ".join(unboxed(line)) for line in job.ok("validate").stdout.splitlines()]
     for row in shown.splitlines()[1:]:
         assert " ".join(row.split()) in validated, row
@@ -509,10 +521,10 @@ def test_image_folder_snippet_runs(jobs):
 
 
 def test_compressor_table_is_what_is_installed(registry):
-    shown = {name for _, name in COMPRESSOR_ROW.findall(README)}
+    shown = {name for _, name in COMPRESSOR_ROW.findall(DOCS_TEXT)}
     assert shown == set(registry.names("compressor"))
     assert shown == {name for combination in COMBINATIONS for name in combination.values()}
-    assert "CNN student and teacher" in README and "not for `dscnn`" in README  # SUBSTITUTES
+    assert "CNN student and teacher" in DOCS_TEXT and "not for `dscnn`" in DOCS_TEXT  # SUBSTITUTES
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -526,7 +538,7 @@ def test_every_compressor_runs_on_every_family(jobs, family, index):
 
 
 def test_many_workers_command_runs_on_postgres(tmp_path, postgres_url):
-    (command,) = [c for c in readme_commands() if "postgresql" in c]
+    (command,) = [c.text for c in doc_commands() if "postgresql" in c.text]
     shown_url = re.search(r"--storage (\S+)", command)[1]
     study = tomllib.loads((REPO / "studies" / "quickstart.toml").read_text())
     shutil.copytree(REPO / "search_spaces", tmp_path / "search_spaces")
@@ -541,7 +553,7 @@ def test_many_workers_command_runs_on_postgres(tmp_path, postgres_url):
 def test_install_commands_name_real_extras_and_paths():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     extras = set(pyproject["project"]["optional-dependencies"])
-    installs = re.findall(r"pip install ([^&\n]+)", README)
+    installs = re.findall(r"pip install ([^&\n]+)", DOCS_TEXT)
     assert installs
     for install in installs:
         for target in install.split():
@@ -549,12 +561,12 @@ def test_install_commands_name_real_extras_and_paths():
                 assert match[1] is None or match[1] in extras, install
             elif target.startswith("./"):
                 assert (REPO / target).is_dir(), install
-    test_command = next(block.text for block in readme_blocks("bash") if "pytest" in block.text)
+    test_command = next(b.text for b in doc_blocks("bash", [README]) if "pytest" in b.text)
     assert test_command.strip() in (REPO / ".ci" / "run").read_text()
 
 
-def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path):
-    """The README's plugin code, as a plugin author copies it, passes the suites it shows."""
+def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path, example_plugin_site):
+    """The docs' plugin code, as a plugin author copies it, passes the suites they show."""
     compressor_case, compressor, architecture, architecture_case = (
         python_snippet(marker).text
         for marker in (
@@ -571,7 +583,7 @@ def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippets.py"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{example_plugin_site}"},
         capture_output=True,
         text=True,
         timeout=600,

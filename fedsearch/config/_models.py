@@ -105,7 +105,9 @@ class TeacherConfig(StrictModel):
 class DimensionConfig(StrictModel):
     """One search dimension: a range, a list of choices, or a fixed value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
     low: float | int | None = None
     high: float | int | None = None
