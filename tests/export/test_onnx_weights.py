@@ -72,7 +72,7 @@ def test_onnx_export_computes_the_artifacts_model_with_its_stored_weights(family
     operators = {node.op_type for node in proto.graph.node}
     bits = next((params.get("bits") for name, params in COMPRESSORS[kind] if name == "uniform"), 0)
     if bits:
-        signed = "asym" not in kind
+        signed = "asym" not in kind and bits > 2  # 2 bits: asymmetric by default (scheme auto)
         width = "4" if bits <= 4 else "8"
         assert ("INT" if signed else "UINT") + width in types
         assert "DequantizeLinear" in operators
