@@ -123,7 +123,8 @@ PRETRAINED_TRIES = {
         "d": {"compress_rounds": 60, "compress_lr": 0.01,
               "prune": {"sparsity": 0.9, "sparsity_first": 0.92, "sparsity_last": 0.7}},
     },
-    "lenet5": {"a": {}, "b": {"compress_rounds": 60}},
+    "lenet5": {"a": {}, "b": {"compress_rounds": 60},
+               "c": {"compress_rounds": 80, "compress_lr": 0.01}},
 }  # fmt: skip
 
 TRIES = {  # compression knobs tried on top of RECIPES; the script picks one on validation
