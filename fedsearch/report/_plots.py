@@ -158,19 +158,23 @@ def _format_axes(axes: Any, x_name: str, y_name: str) -> None:
 
     bytes_ticks = FuncFormatter(lambda value, _: format_bytes(value))
     sides = (
-        (x_name, axes.xaxis, axes.set_xscale, axes.get_xlim),
-        (y_name, axes.yaxis, axes.set_yscale, axes.get_ylim),
+        (x_name, axes.xaxis, axes.set_xscale, axes.get_xlim, axes.dataLim.intervalx),
+        (y_name, axes.yaxis, axes.set_yscale, axes.get_ylim, axes.dataLim.intervaly),
     )
-    for name, axis, scale, limits in sides:
+    labels = {x_name: axis_label(x_name), y_name: axis_label(y_name)}
+    for name, axis, scale, limits, data in sides:
         if name.endswith(_BYTES_SUFFIX):
-            scale("log")
+            if min(data) > 0:
+                scale("log")
+            else:  # a trial that moved no bytes: a zero has no place on a log axis
+                labels[name] = f"{objective_label(name)} (bytes)"
             low, high = limits()
             axis.set_major_formatter(bytes_ticks)
             # Less than a decade shows no major tick: label the minor ones then.
             minor = bytes_ticks if high < 10 * low else FuncFormatter(lambda value, _: "")
             axis.set_minor_formatter(minor)
-    axes.set_xlabel(axis_label(x_name))
-    axes.set_ylabel(axis_label(y_name))
+    axes.set_xlabel(labels[x_name])
+    axes.set_ylabel(labels[y_name])
 
 
 def _label_points(figure: Any, axes: Any, points: list[tuple[float, float, int]]) -> None:

@@ -38,6 +38,13 @@ def check_tiers(
                 field="search.objectives",
             )
         return
+    if config.search.pruner is not None:
+        raise ConfigError(
+            "multi-fidelity pruning does not rank tiered trials yet (one artifact per tier); "
+            "remove search.pruner from a study with [tiers]",
+            source=source,
+            field="search.pruner",
+        )
     for slot, names in space.slots.items():
         if slot == ARCHITECTURE_SLOT:
             for name in names:

@@ -258,7 +258,7 @@ class TrialObjective:
         trial.set_user_attr("summary", describe_selection(selection.as_dict()))
         self.progress.trial_started(trial.number, study.config.federation.rounds)
         if study.config.tiers is not None:  # heterogeneous clients: one sub-model per tier
-            store, on_round = self.artifact_store, self._round_callback(trial)
+            store, on_round = self.artifact_store, self._round_callback(trial, RungProbe())
             return run_tiered_trial(self.runtime, trial, selection, store, on_round)
         probe = RungProbe()
         on_round = self._round_callback(trial, probe)

@@ -146,3 +146,19 @@ def test_unknown_study_is_one_line_and_exit_2(finished, command, tmp_path, capsy
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0
     assert "no study named 'nope'" in error and "studies there: tiny" in error
+
+
+def test_a_bytes_axis_holding_a_zero_stays_linear(tmp_path):
+    from matplotlib import pyplot
+
+    from fedsearch.report._plots import _format_axes
+
+    figure, axes = pyplot.subplots()
+    axes.scatter([0.0, 1500.0, 3_000_000.0], [0.5, 0.7, 0.9])
+    _format_axes(axes, "comm_bytes", "val_accuracy")
+    assert axes.get_xscale() == "linear" and axes.get_xlabel().endswith("(bytes)")
+    axes.cla()
+    axes.scatter([10.0, 1500.0, 3_000_000.0], [0.5, 0.7, 0.9])
+    _format_axes(axes, "comm_bytes", "val_accuracy")
+    assert axes.get_xscale() == "log" and axes.get_xlabel().endswith("(bytes, log scale)")
+    pyplot.close(figure)
