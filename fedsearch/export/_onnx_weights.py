@@ -27,10 +27,6 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 from fedsearch.artifact import FloatTensor, QuantizedTensor, StoredTensor
 from fedsearch.artifact._tensors import nonzero_positions
 
-_NODE_BYTES = 60
-"""Rough protobuf bytes of one extra node with its names, to weigh sparse against dense."""
-_SPARSE_NODES = 6
-
 
 @dataclass
 class WeightGraph:
@@ -125,10 +121,9 @@ def _sparse_form(
     ]
 
 
-def _sparse_nbytes(positions: np.ndarray, value_dtype: np.dtype) -> int:
-    steps = np.diff(positions, prepend=-1)
-    gap = _gap_dtype(int(steps.max(initial=1))).itemsize
-    return positions.size * (gap + value_dtype.itemsize) + _SPARSE_NODES * _NODE_BYTES
+def _serialized_nbytes(graph: WeightGraph) -> int:
+    """Protobuf bytes of a graph's initializers and nodes, as the ONNX file stores them."""
+    return sum(proto.ByteSize() for proto in (*graph.initializers, *graph.nodes))
 
 
 def _stored_values(
@@ -136,21 +131,25 @@ def _stored_values(
     name: str,
     values: np.ndarray,
     onnx_type: int,
-    dense_bits: int,
     positions: np.ndarray | None,
     output: str,
 ) -> str:
-    """Add ``values`` in the smaller of dense and sparse form, named ``output``.
+    """Add ``values`` in the smaller of dense and sparse form (by their serialized
+    protobuf bytes), named ``output``.
 
     ``positions`` are the flat positions of the nonzero values, or None when the
     zero of the stored type is not the zero the pattern means (dense only).
     Sparse values are kept in ``values.dtype`` (4-bit codes take a byte each).
     """
-    dense_nbytes = (values.size * dense_bits + 7) // 8
-    if positions is not None and _sparse_nbytes(positions, values.dtype) < dense_nbytes:
-        _sparse_form(graph, name, output, positions, values.reshape(-1)[positions], values.shape)
-    else:
-        graph.initializers.append(_dense_initializer(output, onnx_type, values))
+    dense = WeightGraph(initializers=[_dense_initializer(output, onnx_type, values)])
+    chosen = dense
+    if positions is not None:
+        sparse = WeightGraph()
+        _sparse_form(sparse, name, output, positions, values.reshape(-1)[positions], values.shape)
+        if _serialized_nbytes(sparse) < _serialized_nbytes(dense):
+            chosen = sparse
+    graph.initializers += chosen.initializers
+    graph.nodes += chosen.nodes
     return output
 
 
@@ -163,8 +162,7 @@ def _quantized(graph: WeightGraph, name: str, tensor: QuantizedTensor) -> None:
     codes = tensor.codes.astype(dtype)
     zero_is_zero = tensor.zero_point is None or not tensor.zero_point.any()
     positions = nonzero_positions(tensor) if zero_is_zero else None
-    bits = 4 if onnx_type in (TensorProto.INT4, TensorProto.UINT4) else dtype.itemsize * 8
-    stored = _stored_values(graph, name, codes, onnx_type, bits, positions, f"{name}::stored")
+    stored = _stored_values(graph, name, codes, onnx_type, positions, f"{name}::stored")
     scalar = tensor.axis is None
     scale = tensor.scale.reshape(()) if scalar else tensor.scale
     inputs = [stored, graph.add_constant(f"{name}::scale", scale.astype(np.float32))]
@@ -188,9 +186,9 @@ def _floats(graph: WeightGraph, name: str, tensor: FloatTensor) -> None:
     elif values.dtype == np.float16:
         kind = TensorProto.FLOAT16
     else:
-        _stored_values(graph, name, values, TensorProto.FLOAT, 32, positions, name)
+        _stored_values(graph, name, values, TensorProto.FLOAT, positions, name)
         return
-    stored = _stored_values(graph, name, values, kind, 16, positions, f"{name}::stored")
+    stored = _stored_values(graph, name, values, kind, positions, f"{name}::stored")
     graph.nodes.append(helper.make_node("Cast", [stored], [name], to=TensorProto.FLOAT))
 
 
