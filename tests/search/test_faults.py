@@ -25,6 +25,7 @@ from fedsearch import (
     resolve_study,
     run_study,
 )
+from fedsearch.study._storage import open_storage
 from tests.conftest import TINY_SPACE, TINY_STUDY, write_tiny_study
 
 pytestmark = pytest.mark.e2e
@@ -98,7 +99,9 @@ def _worker(study_file: Path, *args: str) -> subprocess.Popen:
 
 
 def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=storage).get_trials()
+    # Opened as fedsearch opens it: Optuna's tables are created under the storage lock, so this
+    # poll cannot race the starting worker's schema creation ("table ... already exists").
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
 
 
 def _stop_during_a_trial(
