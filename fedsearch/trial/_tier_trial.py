@@ -20,20 +20,19 @@ accuracy), and the study's ``max_model_bytes`` / ``max_comm_bytes`` if set.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 
 from fedsearch.components import Architecture
 from fedsearch.federated import RoundCallback, TieredFederation, TieredResult, TieredRun
 from fedsearch.search._describe import describe_selection
 from fedsearch.search._space import Selection
 from fedsearch.trial._tier_models import TierScore, score_tiers, suggest_recipes, tier_models
+from fedsearch.trial._upload import upload_bytes
 
 TIER_BUDGET = "tier_budget"
 """The constraint every tier's artifact must meet: at most its tier's ``budget_bytes``."""
@@ -157,12 +156,5 @@ def tier_attributes(
 
 
 def _upload(store: FileSystemArtifactStore, trial: optuna.Trial, artifact: bytes, tier: str) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"trial-{trial.number}-{tier}.fsz"
-        path.write_bytes(artifact)
-        return upload_artifact(
-            artifact_store=store,
-            file_path=str(path),
-            study_or_trial=trial,
-            mimetype="application/octet-stream",
-        )
+    filename = f"trial-{trial.number}-{tier}.fsz"
+    return upload_bytes(store, trial, artifact, filename, "application/octet-stream")
