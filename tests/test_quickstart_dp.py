@@ -1,4 +1,8 @@
-"""studies/quickstart_dp.toml, shrunk: its four-objective front shows in ``fedsearch pareto``."""
+"""studies/quickstart_dp.toml, shrunk: its four-objective front shows in ``fedsearch pareto``.
+
+The ``pareto`` command that docs/privacy-and-robustness.md shows runs here, on
+this shrunk study (tests/test_readme.py leaves it to this file).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ from pathlib import Path
 import optuna
 
 from fedsearch.cli._main import main
+from tests._docs import doc_commands
 from tests._studies import write_toml
 from tests.conftest import REPO, free_port, get_json
 
 QUICKSTART_DP = REPO / "studies" / "quickstart_dp.toml"
+PRIVACY_PAGE = REPO / "docs" / "privacy-and-robustness.md"
 
 
 def test_a_tiny_quickstart_dp_has_four_objectives_in_pareto(tmp_path, capsys, monkeypatch):
@@ -42,7 +48,9 @@ def test_a_tiny_quickstart_dp_has_four_objectives_in_pareto(tmp_path, capsys, mo
         assert {"val_accuracy", "model_bytes", "comm_bytes", "epsilon"} <= set(row)
         assert row["epsilon"] == trial.values[3] == trial.user_attrs["epsilon"]
         assert trial.user_attrs["sampling"] == "poisson"
-    assert main(["pareto", "--storage", storage, "--study-name", "quickstart_dp"]) == 0
+    (shown,) = [c for c in doc_commands([PRIVACY_PAGE]) if c.args[0] == "pareto"]
+    monkeypatch.chdir(tmp_path)  # the page's command, on the shrunk study's runs/fedsearch.db
+    assert main(shown.args) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.split()[:1] == ["trial"])
     assert re.split(r"\s{2,}", header.strip())[:6] == [

@@ -222,6 +222,8 @@ def claimed_elsewhere(command: Command) -> bool:
         command.path == "README.md"  # the quickstart run: quickstart_job
         or "studies/quickstart.toml" in command.text  # quickstart_job's run
         or " --study-name quickstart " in command.text  # quickstart_job's exports
+        or command.text.endswith(" --study-name quickstart_dp")  # inspects quickstart_dp:
+        # tests/test_quickstart_dp.py runs it on its shrunk study
         or "postgresql" in command.text  # test_many_workers_command_runs_on_postgres
         or "--study-file" in command.text  # own_model_job
         or command.text == "fedsearch plugins"  # with the example plugin installed

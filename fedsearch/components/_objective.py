@@ -1,4 +1,4 @@
-"""Objective components: extra objectives measured on each trial's final model."""
+"""Objective components: extra objectives measured on each finished trial."""
 
 from __future__ import annotations
 
@@ -18,14 +18,19 @@ class Objective(Component):
     name in Optuna and the dashboard, e.g. ``flops``) and ``direction``. The
     study's objectives are then ``val_accuracy``, ``model_bytes``,
     ``comm_bytes`` and each enabled extra objective, in the order listed.
+
+    Call order: once per finished trial, after its training and scoring, the
+    trial calls ``measure_trial`` with its compressed artifact, the model
+    decoded from it and the user attributes it recorded (a tiered trial: its
+    main tier's artifact and model). The default ``measure_trial`` measures
+    the model with ``measure``; an objective of more than the model (the
+    stored bytes, the run's privacy budget, the simulated time) overrides
+    ``measure_trial`` and lets ``measure`` raise a ``PluginError`` that says so.
     """
 
     kind: ClassVar[str] = "objective"
     metric: ClassVar[str]
     direction: ClassVar[Literal["minimize", "maximize"]] = "minimize"
-    trial_metric: ClassVar[str | None] = None
-    """A measure of the trial's simulation (``round_time``) to report instead of
-    measuring the model; only trials that produce it (heterogeneous tiers) can."""
 
     @abstractmethod
     def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
@@ -40,25 +45,6 @@ class Objective(Component):
             The objective value.
         """
 
-    def measure_artifact(
-        self, artifact: bytes, model: nn.Module, input_shape: tuple[int, ...]
-    ) -> float:
-        """Measure the trial's final model together with its artifact.
-
-        ``measure_trial`` calls this; the default is ``measure(model, input_shape)``.
-        Override it for objectives of what ships, such as the size of the
-        artifact in a deployment format.
-
-        Args:
-            artifact: The trial's compressed artifact (``model_bytes`` is its length).
-            model: The model decoded from it, in eval mode.
-            input_shape: Shape of one example, channels first.
-
-        Returns:
-            The objective value.
-        """
-        return self.measure(model, input_shape)
-
     def measure_trial(
         self,
         artifact: bytes,
@@ -66,14 +52,15 @@ class Objective(Component):
         input_shape: tuple[int, ...],
         attributes: Mapping[str, Any],
     ) -> float:
-        """Measure the trial: its artifact, model and recorded user attributes.
+        """Measure the finished trial: its artifact, model and recorded user attributes.
 
-        The trial calls this; the default is ``measure_artifact``. Override it
-        for objectives of what the trial recorded, such as its privacy
-        guarantee (``epsilon``).
+        The trial calls this; the default is ``measure(model, input_shape)``.
+        Override it for objectives of what ships (the artifact in a deployment
+        format: ``deploy_bytes``) or of what the trial recorded (its privacy
+        guarantee ``epsilon``, its simulated ``round_time_s``).
 
         Args:
-            artifact: The trial's compressed artifact.
+            artifact: The trial's compressed artifact (``model_bytes`` is its length).
             model: The model decoded from it, in eval mode.
             input_shape: Shape of one example, channels first.
             attributes: The trial's user attributes recorded so far.
@@ -81,4 +68,4 @@ class Objective(Component):
         Returns:
             The objective value.
         """
-        return self.measure_artifact(artifact, model, input_shape)
+        return self.measure(model, input_shape)

@@ -147,8 +147,7 @@ def resolve_study(
             source=source,
             field="search.objectives",
         )
-    trial_metrics = [objective.cls.trial_metric for objective in objectives]  # type: ignore[attr-defined]
-    check_tiers(config, space, registry, trial_metrics, source)
+    check_tiers(config, space, registry, source)
     teacher = None
     if config.teacher is not None:
         teacher = spec("architecture", config.teacher.architecture, "teacher.architecture")

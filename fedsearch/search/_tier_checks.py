@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fedsearch._errors import ConfigError
 from fedsearch.components import Architecture
 from fedsearch.config import StudyConfig
@@ -18,7 +16,6 @@ def check_tiers(
     config: StudyConfig,
     space: SearchSpace,
     registry: ComponentRegistry,
-    trial_metrics: Sequence[str | None],
     source: str,
 ) -> None:
     """Refuse what a heterogeneous study cannot run, naming the field and the fix.
@@ -30,7 +27,7 @@ def check_tiers(
             that slices do not support.
     """
     if config.tiers is None:
-        if any(metric is not None for metric in trial_metrics):
+        if any(ref.name == "round_time" for ref in config.search.objectives):
             raise ConfigError(
                 "round_time is measured by the heterogeneous simulation; add a [tiers] table "
                 "or remove it from search.objectives",

@@ -12,7 +12,7 @@ import sqlalchemy
 import torch
 from sqlalchemy.pool import NullPool
 
-from fedsearch.artifact import FORMAT_VERSION, ModelSpec
+from fedsearch.artifact import FORMAT_VERSION
 from fedsearch.components import Architecture, Teacher, Weights
 from fedsearch.federated import (
     FederatedRun,
@@ -25,7 +25,7 @@ from fedsearch.federated import (
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.study._pretrained import load_pretrained_weights, pretrained_path
 from fedsearch.study._storage import StorageLock, ensure_sqlite_folder
-from fedsearch.trial._model_io import build_artifact, load_model
+from fedsearch.trial._model_io import architecture_spec, build_artifact, load_model
 
 _METADATA = sqlalchemy.MetaData()
 TEACHERS = sqlalchemy.Table(
@@ -180,13 +180,8 @@ def _teacher_artifact(
     study: ResolvedStudy, run: FederatedRun, weights: Weights, *, pretrained: bool = False
 ) -> bytes:
     architecture = study.teacher_architecture.build()
-    spec = ModelSpec(
-        architecture=architecture.name,
-        params=architecture.params.model_dump(mode="json"),
-        input_shape=run.data.input_shape,
-        num_classes=run.data.num_classes,
-        metadata={"role": "teacher", **({"source": "pretrained"} if pretrained else {})},
-    )
+    metadata = {"role": "teacher", **({"source": "pretrained"} if pretrained else {})}
+    spec = architecture_spec(architecture, run.data.input_shape, run.data.num_classes, metadata)
     return build_artifact(spec, weights)
 
 

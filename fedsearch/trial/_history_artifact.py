@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 
 from fedsearch.federated import RoundRecord
+from fedsearch.trial._upload import upload_bytes
 
 HISTORY_ATTR = "history_artifact_id"
 """User attribute holding the artifact id of ``history-<N>.json``."""
@@ -22,13 +21,6 @@ def upload_history(
 ) -> str:
     """Upload ``history-<N>.json`` (one object per round) as an artifact of ``trial``."""
     records = [dataclasses.asdict(record) for record in history]
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"history-{trial.number}.json"
-        path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        return upload_artifact(
-            artifact_store=store,
-            file_path=str(path),
-            study_or_trial=trial,
-            mimetype="application/json",
-            encoding="utf-8",
-        )
+    text = json.dumps(records, indent=1) + "\n"
+    filename = f"history-{trial.number}.json"
+    return upload_bytes(store, trial, text.encode("utf-8"), filename, "application/json", "utf-8")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,22 @@ from fedsearch.artifact import (
 )
 from fedsearch.components import Architecture, Compressor, StepContext, Weights
 from fedsearch.host import ComponentRegistry
+
+
+def architecture_spec(
+    architecture: Architecture,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    metadata: Mapping[str, Any] | None = None,
+) -> ModelSpec:
+    """The spec that rebuilds ``architecture`` (its name and params) for the data's shapes."""
+    return ModelSpec(
+        architecture=architecture.name,
+        params=architecture.params.model_dump(mode="json"),
+        input_shape=input_shape,
+        num_classes=num_classes,
+        metadata=dict(metadata or {}),
+    )
 
 
 @torch.no_grad()

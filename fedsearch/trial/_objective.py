@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 
-from fedsearch.artifact import ModelSpec
 from fedsearch.components import CompressionContext, Compressor, DpParameters, Teacher
 from fedsearch.config import ConstraintsConfig
 from fedsearch.federated import (
@@ -33,7 +30,7 @@ from fedsearch.search._space import CODEC_SLOTS, Selection
 from fedsearch.trial._attributes import WORKER_ATTR, error_attributes
 from fedsearch.trial._floor import AccuracyFloor, accuracy_floor
 from fedsearch.trial._history_artifact import HISTORY_ATTR, upload_history
-from fedsearch.trial._model_io import build_artifact, load_model
+from fedsearch.trial._model_io import architecture_spec, build_artifact, load_model
 from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
 from fedsearch.trial._rungs import RungProbe, RungPruning
@@ -42,6 +39,7 @@ from fedsearch.trial._strategy_choice import selected_strategy
 from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student, freeze, student_run, unfreeze
 from fedsearch.trial._tier_trial import run_tiered_trial
 from fedsearch.trial._trial_attributes import trial_attributes
+from fedsearch.trial._upload import upload_bytes
 
 
 @dataclass(frozen=True)
@@ -181,12 +179,7 @@ def evaluate_selection(
         on_weights=probe.observe if probe is not None else None,
     )
     unfreeze(student, frozen)
-    spec = ModelSpec(
-        architecture=architecture.name,
-        params=architecture.params.model_dump(mode="json"),
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-    )
+    spec = architecture_spec(architecture, data.input_shape, data.num_classes)
     reference = architecture.build(data.input_shape, data.num_classes)
     artifact = build_artifact(
         spec,
@@ -317,15 +310,10 @@ class TrialObjective:
         return on_round
 
     def _upload(self, trial: optuna.Trial, artifact: bytes) -> str:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"trial-{trial.number}.fsz"
-            path.write_bytes(artifact)
-            return upload_artifact(
-                artifact_store=self.artifact_store,
-                file_path=str(path),
-                study_or_trial=trial,
-                mimetype="application/octet-stream",
-            )
+        filename = f"trial-{trial.number}.fsz"
+        return upload_bytes(
+            self.artifact_store, trial, artifact, filename, "application/octet-stream"
+        )
 
 
 def constraint_values(

@@ -14,11 +14,10 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from fedsearch.artifact import ModelSpec
 from fedsearch.components import Architecture, Compressor, Pruner, RungPoint, Weights
 from fedsearch.federated import FederatedData, RoundRecord
 from fedsearch.search._resolve import ResolvedStudy
-from fedsearch.trial._model_io import build_artifact
+from fedsearch.trial._model_io import architecture_spec, build_artifact
 
 RUNG_ATTR_PREFIX = "fedsearch:rung:"
 """System attribute of a trial holding its point at a rung: prefix + the rung's round."""
@@ -59,12 +58,7 @@ class RungProbe:
         if self._parts is None or self._weights is None:
             raise RuntimeError("RungProbe.model_bytes before the first round")
         architecture, data, compressors, model = self._parts
-        spec = ModelSpec(
-            architecture=architecture.name,
-            params=architecture.params.model_dump(mode="json"),
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-        )
+        spec = architecture_spec(architecture, data.input_shape, data.num_classes)
         with torch.random.fork_rng(devices=[]):  # building the reference draws weights
             reference = architecture.build(data.input_shape, data.num_classes)
         artifact = build_artifact(

@@ -10,12 +10,11 @@ import torch
 from torch import nn
 
 from fedsearch._errors import ConfigError
-from fedsearch.artifact import ModelSpec
 from fedsearch.components import Architecture, CompressionContext, Compressor, Weights
 from fedsearch.config import TierConfig, TiersConfig
 from fedsearch.federated import FederatedData, TieredFederation, TierModel, accuracy
 from fedsearch.host import ComponentRegistry
-from fedsearch.trial._model_io import build_artifact, load_model
+from fedsearch.trial._model_io import architecture_spec, build_artifact, load_model
 
 FLOAT_BITS = 32
 """A tier recipe's ``bits`` that stores float32 (no quantizer)."""
@@ -149,12 +148,7 @@ def score_tiers(
             for name, tensor in federation.plan(index).take(weights).items()
         }
         compressors = tier_compressors(registry, recipe, tier_model.model, sliced)
-        spec = ModelSpec(
-            architecture=tier_arch.name,
-            params=tier_arch.params.model_dump(mode="json"),
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-        )
+        spec = architecture_spec(tier_arch, data.input_shape, data.num_classes)
         artifact = build_artifact(spec, sliced, compressors)
         decoded = load_model(artifact, registry)
         with torch.no_grad():

@@ -9,8 +9,9 @@ The objectives of a tiered trial are:
   own with ``--tier NAME``);
 - ``comm_bytes``: every payload that crossed the channel (each client's slice
   down, its update up);
-- extra objectives: ``round_time`` from the simulation, the others measured on
-  the trial's artifact.
+- extra objectives: each objective's ``measure_trial`` on the main tier's
+  artifact and model and the trial's attributes (``round_time`` reads the
+  simulation's recorded ``round_time_s``).
 
 Constraints: ``tier_budget`` (the largest ``model_bytes / budget_bytes - 1``
 over the tiers), ``min_accuracy`` (the floor minus the worst tier's validation
@@ -19,20 +20,19 @@ accuracy), and the study's ``max_model_bytes`` / ``max_comm_bytes`` if set.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 
-from fedsearch.components import Architecture, Objective
+from fedsearch.components import Architecture
 from fedsearch.federated import RoundCallback, TieredFederation, TieredResult, TieredRun
 from fedsearch.search._describe import describe_selection
 from fedsearch.search._space import Selection
 from fedsearch.trial._tier_models import TierScore, score_tiers, suggest_recipes, tier_models
+from fedsearch.trial._upload import upload_bytes
 
 TIER_BUDGET = "tier_budget"
 """The constraint every tier's artifact must meet: at most its tier's ``budget_bytes``."""
@@ -82,7 +82,8 @@ def run_tiered_trial(
     scores = score_tiers(registry, federation, built, recipes, result.weights)
     main = max(range(len(scores)), key=lambda i: (scores[i].tier.budget_bytes, i))
     ids = [_upload(store, trial, score.artifact, score.tier.name) for score in scores]
-    for key, value in tier_attributes(runtime, selection, result, scores, ids).items():
+    attributes = tier_attributes(runtime, selection, result, scores, ids)
+    for key, value in attributes.items():
         trial.set_user_attr(key, value)
     comm_bytes = result.downlink_bytes + result.uplink_bytes
     constraints = tier_constraints(config.search.constraints, scores, comm_bytes, main)
@@ -94,21 +95,14 @@ def run_tiered_trial(
     trial.set_user_attr("constraints", constraints)
     trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
     trial.set_user_attr("artifact_id", ids[main])
-    metrics = {"round_time": result.round_time_s}
+    artifact, model = scores[main].artifact, scores[main].model.eval()
     extras = [
-        _extra(spec.build(), metrics, scores[main], data.input_shape) for spec in study.objectives
+        float(spec.build().measure_trial(artifact, model, data.input_shape, attributes))
+        for spec in study.objectives
     ]
     trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
     weighted = sum(score.tier.share * score.val_accuracy for score in scores)
     return (weighted, float(len(scores[main].artifact)), float(comm_bytes), *extras)
-
-
-def _extra(
-    objective: Objective, metrics: dict[str, float], main: TierScore, shape: tuple[int, ...]
-) -> float:
-    if objective.trial_metric is not None:
-        return float(metrics[objective.trial_metric])
-    return float(objective.measure_artifact(main.artifact, main.model.eval(), shape))
 
 
 def tier_constraints(
@@ -162,12 +156,5 @@ def tier_attributes(
 
 
 def _upload(store: FileSystemArtifactStore, trial: optuna.Trial, artifact: bytes, tier: str) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"trial-{trial.number}-{tier}.fsz"
-        path.write_bytes(artifact)
-        return upload_artifact(
-            artifact_store=store,
-            file_path=str(path),
-            study_or_trial=trial,
-            mimetype="application/octet-stream",
-        )
+    filename = f"trial-{trial.number}-{tier}.fsz"
+    return upload_bytes(store, trial, artifact, filename, "application/octet-stream")

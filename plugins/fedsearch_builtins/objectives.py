@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -102,11 +102,15 @@ class DeployBytes(Objective):
     def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
         """Not measurable from the model alone: the stored form is in the artifact."""
         raise PluginError(
-            "deploy_bytes measures the trial's artifact: call measure_artifact", plugin=self.name
+            "deploy_bytes measures the trial's artifact: call measure_trial", plugin=self.name
         )
 
-    def measure_artifact(
-        self, artifact: bytes, model: nn.Module, input_shape: tuple[int, ...]
+    def measure_trial(
+        self,
+        artifact: bytes,
+        model: nn.Module,
+        input_shape: tuple[int, ...],
+        attributes: Mapping[str, Any],
     ) -> float:
         """Length of the artifact's ONNX export with integer weights."""
         from fedsearch.export import integer_onnx
@@ -114,7 +118,34 @@ class DeployBytes(Objective):
         return float(len(integer_onnx(model, decode_artifact(artifact))))
 
 
-class Epsilon(Objective):
+class RecordedObjective(Objective):
+    """An objective the trial recorded as a user attribute, not one measured on its model.
+
+    Subclasses set ``attribute`` (the user attribute reported) and ``missing``
+    (what a study must run to record it, said when a trial lacks it).
+    """
+
+    attribute: ClassVar[str]
+    missing: ClassVar[str]
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """Not measurable from the model: the value is the run's."""
+        raise PluginError(f"{self.name} is the run's: call measure_trial", plugin=self.name)
+
+    def measure_trial(
+        self,
+        artifact: bytes,
+        model: nn.Module,
+        input_shape: tuple[int, ...],
+        attributes: Mapping[str, Any],
+    ) -> float:
+        """The trial's recorded ``attribute``."""
+        if self.attribute not in attributes:
+            raise PluginError(self.missing, plugin=self.name)
+        return float(attributes[self.attribute])
+
+
+class Epsilon(RecordedObjective):
     """Minimise the trial's client-level privacy budget: its recorded ``epsilon``.
 
     The epsilon that dp-accounting computes for the trial's DP strategy or
@@ -126,49 +157,28 @@ class Epsilon(Objective):
     metric = "epsilon"
     direction = "minimize"
     description = "client-level DP epsilon from dp-accounting (needs dp_fedavg or local_dp)"
-
-    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
-        """Not measurable from the model: the guarantee is the run's."""
-        raise PluginError("epsilon is the run's: call measure_trial", plugin=self.name)
-
-    def measure_trial(
-        self,
-        artifact: bytes,
-        model: nn.Module,
-        input_shape: tuple[int, ...],
-        attributes: Mapping[str, Any],
-    ) -> float:
-        """The trial's recorded epsilon."""
-        if "epsilon" not in attributes:
-            raise PluginError(
-                "the trial ran without differential privacy; use strategy dp_fedavg or "
-                "middleware local_dp",
-                plugin=self.name,
-            )
-        return float(attributes["epsilon"])
+    attribute = "epsilon"
+    missing = (
+        "the trial ran without differential privacy; use strategy dp_fedavg or middleware local_dp"
+    )
 
 
-class RoundTime(Objective):
-    """Minimise the simulated seconds of the whole federated training.
+class RoundTime(RecordedObjective):
+    """Minimise the simulated seconds of the whole federated training: its ``round_time_s``.
 
     Each round lasts until its last on-time client's update arrives (or the
     deadline, when a client misses it): download and upload times are the real
     payload bytes over the tier's bandwidth, compute time the local work over
-    the tier's speed. Needs a ``[tiers]`` table (``docs/heterogeneous-clients.md``).
+    the tier's speed. Needs a ``[tiers]`` table (``docs/heterogeneous-clients.md``;
+    checked before the study is stored).
     """
 
     name = "round_time"
     metric = "round_time"
     direction = "minimize"
-    trial_metric = "round_time"
     description = "simulated seconds of the whole training (needs [tiers])"
-
-    def measure(self, model: nn.Module, input_shape: tuple[int, ...]) -> float:
-        """Not measurable from the model: the trial's simulation reports it."""
-        raise PluginError(
-            "round_time is measured by a heterogeneous simulation: add a [tiers] table",
-            plugin=self.name,
-        )
+    attribute = "round_time_s"
+    missing = "round_time is measured by a heterogeneous simulation: add a [tiers] table"
 
 
 @hookimpl

@@ -22,7 +22,7 @@ the plain FedAvg update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import torch
@@ -38,6 +38,25 @@ from fedsearch import (
     hookimpl,
 )
 from fedsearch_builtins.strategies import FedAvg, weighted_mean_delta
+
+
+def optimizer_step(
+    weights: Weights,
+    updates: Sequence[ClientUpdate],
+    step: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Weights:
+    """``weights`` moved by a server optimizer along the mean client delta.
+
+    Each floating-point tensor gets ``step(name, tensor, delta)`` added (the
+    optimizer updates its state as it goes, in the weights' order); the others
+    (counters) get the plain FedAvg update ``delta``.
+    """
+    delta = weighted_mean_delta(updates)
+    new = {}
+    for name, tensor in weights.items():
+        change = step(name, tensor, delta[name]) if tensor.is_floating_point() else delta[name]
+        new[name] = tensor + change
+    return new
 
 
 class FedProxParams(ComponentParams):
@@ -81,16 +100,12 @@ class FedAvgM(Strategy):
         self, weights: Weights, updates: Sequence[ClientUpdate], server_round: ServerRound
     ) -> Weights:
         """``v = momentum * v + delta``; ``w = w + server_lr * v``."""
-        delta = weighted_mean_delta(updates)
-        new = {}
-        for name, tensor in weights.items():
-            if not tensor.is_floating_point():
-                new[name] = tensor + delta[name]
-                continue
-            previous = self.velocity.get(name, torch.zeros_like(tensor))
-            self.velocity[name] = self.params.momentum * previous + delta[name]
-            new[name] = tensor + self.params.server_lr * self.velocity[name]
-        return new
+        return optimizer_step(weights, updates, self._step)
+
+    def _step(self, name: str, tensor: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        previous = self.velocity.get(name, torch.zeros_like(tensor))
+        self.velocity[name] = self.params.momentum * previous + delta
+        return self.params.server_lr * self.velocity[name]
 
 
 class AdaptiveParams(ComponentParams):
@@ -121,20 +136,16 @@ class _AdaptiveStrategy(Strategy):
         self, weights: Weights, updates: Sequence[ClientUpdate], server_round: ServerRound
     ) -> Weights:
         """Adaptive step along the mean client delta."""
+        return optimizer_step(weights, updates, self._step)
+
+    def _step(self, name: str, tensor: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         params: AdaptiveParams = self.params
-        delta = weighted_mean_delta(updates)
-        new = {}
-        for name, tensor in weights.items():
-            if not tensor.is_floating_point():
-                new[name] = tensor + delta[name]
-                continue
-            first = self.first.get(name, torch.zeros_like(tensor))
-            second = self.second.get(name, torch.full_like(tensor, params.tau**2))
-            self.first[name] = params.beta1 * first + (1 - params.beta1) * delta[name]
-            self.second[name] = self.second_moment(second, delta[name] ** 2)
-            step = self.first[name] / (self.second[name].sqrt() + params.tau)
-            new[name] = tensor + params.server_lr * step
-        return new
+        first = self.first.get(name, torch.zeros_like(tensor))
+        second = self.second.get(name, torch.full_like(tensor, params.tau**2))
+        self.first[name] = params.beta1 * first + (1 - params.beta1) * delta
+        self.second[name] = self.second_moment(second, delta**2)
+        step = self.first[name] / (self.second[name].sqrt() + params.tau)
+        return params.server_lr * step
 
 
 class FedAdagrad(_AdaptiveStrategy):

@@ -54,11 +54,13 @@ def test_shares_must_sum_to_one(tmp_path, capsys):
 
 @pytest.mark.e2e
 def test_tiered_tiny_study_exports_each_tier(tmp_path):
-    study = tiny_study(teacher={"rounds": 1}, tiers=TIERS, search={"n_trials": 2})
+    search = {"n_trials": 2, "objectives": [{"name": "round_time"}]}
+    study = tiny_study(teacher={"rounds": 1}, tiers=TIERS, search=search)
     path = write_study(tmp_path, study, TIER_SPACE)
     assert fedsearch("run", str(path), cwd=tmp_path).returncode == 0
     storage = f"sqlite:///{tmp_path / 'runs' / 'fedsearch.db'}"
     trial = optuna.load_study(study_name="tiny", storage=storage).trials[0]
+    assert trial.values[3] == trial.user_attrs["round_time_s"] > 0
     assert [tier["name"] for tier in trial.user_attrs["tiers"]] == ["small", "large"]
     for tier in trial.user_attrs["tiers"]:
         out = tmp_path / f"{tier['name']}.fsz"

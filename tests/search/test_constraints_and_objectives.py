@@ -10,7 +10,14 @@ import torch
 from fedsearch_builtins.objectives import count_flops
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
-from fedsearch import OBJECTIVE_NAMES, ConfigError, load_model, resolve_study, run_study
+from fedsearch import (
+    OBJECTIVE_NAMES,
+    ConfigError,
+    PluginError,
+    load_model,
+    resolve_study,
+    run_study,
+)
 from fedsearch.cli._main import main
 from fedsearch.study import infeasible_trials, pareto_rows, pareto_trials
 from tests._studies import tiny_study, write_study
@@ -98,6 +105,21 @@ def test_latency_is_a_median_in_milliseconds(registry):
     value = latency.measure(model.eval(), (1, 8, 8))
     assert isinstance(value, float) and value > 0
     assert torch.get_num_threads() == threads
+
+
+def test_measure_trial_is_the_one_trial_level_contract(registry):
+    model = registry.create("architecture", "mlp", {"widths": [16]}).build((1, 8, 8), 10).eval()
+    attributes = {"epsilon": 2.5, "round_time_s": 41.25}
+    flops = registry.create("objective", "flops", {})
+    assert flops.measure_trial(b"", model, (1, 8, 8), attributes) == count_flops(model, (1, 8, 8))
+    for name, attribute in (("epsilon", "epsilon"), ("round_time", "round_time_s")):
+        objective = registry.create("objective", name, {})
+        value = objective.measure_trial(b"", model, (1, 8, 8), attributes)
+        assert value == attributes[attribute]
+        with pytest.raises(PluginError, match=f"{name} is the run's"):
+            objective.measure(model, (1, 8, 8))
+    with pytest.raises(PluginError, match=r"round_time.*\[tiers\]"):
+        registry.create("objective", "round_time", {}).measure_trial(b"", model, (1, 8, 8), {})
 
 
 def test_unknown_objective_suggests_the_closest(tmp_path, registry):
