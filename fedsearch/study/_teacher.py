@@ -172,19 +172,28 @@ def _pretrained_teacher(study: ResolvedStudy, run: FederatedRun) -> CachedTeache
     """The teacher given by file, as a float32 artifact; nothing trained it here (0 bytes)."""
     if pretrained_path(study) is None:
         return None
-    weights = load_pretrained_weights(study, run.data.input_shape, run.data.num_classes)
-    return CachedTeacher(_teacher_artifact(study, run, weights, pretrained=True), training_bytes=0)
+    loaded = load_pretrained_weights(study, run.data.input_shape, run.data.num_classes)
+    artifact = _teacher_artifact(
+        study, run, loaded.weights, pretrained=True, num_classes=loaded.num_classes
+    )
+    return CachedTeacher(artifact, training_bytes=0)
 
 
 def _teacher_artifact(
-    study: ResolvedStudy, run: FederatedRun, weights: Weights, *, pretrained: bool = False
+    study: ResolvedStudy,
+    run: FederatedRun,
+    weights: Weights,
+    *,
+    pretrained: bool = False,
+    num_classes: int | None = None,
 ) -> bytes:
+    """The teacher's float32 artifact; ``num_classes`` is its head's (default: the dataset's)."""
     architecture = study.teacher_architecture.build()
     spec = ModelSpec(
         architecture=architecture.name,
         params=architecture.params.model_dump(mode="json"),
         input_shape=run.data.input_shape,
-        num_classes=run.data.num_classes,
+        num_classes=num_classes or run.data.num_classes,
         metadata={"role": "teacher", **({"source": "pretrained"} if pretrained else {})},
     )
     return build_artifact(spec, weights)
