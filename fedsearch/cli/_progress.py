@@ -52,7 +52,7 @@ class RichProgress(ProgressReporter):
         if pretrained is not None:
             origin = f"loaded from the pretrained file {pretrained}"
         accuracies = f"val accuracy {val_accuracy:.4f}, test accuracy {test_accuracy:.4f}"
-        self.console.print(f"teacher ({origin}): {accuracies}", markup=False)
+        self.console.print(f"teacher ({origin}): {accuracies}", markup=False, soft_wrap=True)
 
     def trials_started(self, planned: int | None, already_finished: int) -> None:
         """Show the trials bar."""
