@@ -13,6 +13,7 @@ from torch import nn
 from fedsearch import evaluate_selection, resolve_study
 from fedsearch.cli._main import main
 from fedsearch.federated import accuracy
+from fedsearch.report._html import _teacher_paragraph
 from fedsearch.search import ComponentChoice, Selection
 from fedsearch.study import prepare_runtime
 from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student
@@ -219,3 +220,11 @@ def test_a_frozen_range_over_every_layer_is_refused_before_anything_is_stored(
     assert "keep frozen at most 2" in lines[0]
     database = tmp_path / "runs" / "fedsearch.db"
     assert not database.exists() or database.stat().st_size == 0
+
+
+def test_the_report_says_the_teacher_was_loaded_from_its_file():
+    summary = {"val_accuracy": 0.9, "test_accuracy": 0.8, "artifact_bytes": 9000}
+    paragraph = _teacher_paragraph(summary | {"training_bytes": 0, "pretrained": "t<1>.pt"})
+    assert paragraph.startswith("<p>Teacher (loaded from the pretrained file t&lt;1&gt;.pt): ")
+    trained = _teacher_paragraph(summary | {"training_bytes": 5000, "pretrained": None})
+    assert trained.startswith("<p>Teacher: validation accuracy 0.9000")
