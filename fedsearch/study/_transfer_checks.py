@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from fedsearch._errors import ConfigError
@@ -42,7 +43,8 @@ def check_frozen_layers(study: ResolvedStudy, data: FederatedData) -> None:
         return
     architecture = study.teacher_architecture.build()
     assert isinstance(architecture, Architecture)
-    layers = len(weighted_layers(architecture.build(data.input_shape, data.num_classes)))
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the RNG be
+        layers = len(weighted_layers(architecture.build(data.input_shape, data.num_classes)))
     if frozen >= layers:
         raise ConfigError(
             f"from_teacher can freeze up to {frozen} layers, but the teacher has {layers} "
