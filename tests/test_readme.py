@@ -27,9 +27,11 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 from PIL import Image
 
+from fedsearch.host import get_registry
 from tests._console import fedsearch
 from tests._docs import (
     DOC_FILES,
@@ -216,6 +218,24 @@ def image_folder_job(root: Path) -> Job:
     return job
 
 
+def transfer_job(root: Path) -> Job:
+    """The transfer snippet: a 5-class model given by file, onto the 10 digits, frozen searched."""
+    block = snippet(lambda doc: "pretrained" in doc.get("teacher", {}))
+    study = merged(tiny_study(**merged(BUDGET, {"search": {"n_trials": 3}})), block.toml)
+    del study["teacher"]["rounds"]  # a pretrained teacher is not trained
+    folder = root / "transfer"
+    path = write_study(folder, study)
+    job = Job(folder, [("run", ["run", str(path)])], claims=[block.where])
+    architecture = block.toml["teacher"]["architecture"]
+    model = (
+        get_registry()
+        .create("architecture", architecture["name"], architecture["params"])
+        .build((1, 8, 8), 5)
+    )
+    torch.save(model.state_dict(), job.folder / block.toml["teacher"]["pretrained"])
+    return job
+
+
 def claimed_elsewhere(command: Command) -> bool:
     """Commands that run in a job of their own (a setting, a service or a file they need)."""
     return (
@@ -360,6 +380,7 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
     found |= mistake_jobs(root)
     found["own-model"] = own_model_job(root)
     found["image-folder"] = image_folder_job(root)
+    found["transfer"] = transfer_job(root)
     found |= doc_page_jobs(root, example_plugin_site)
     for family in FAMILIES:
         for index, combination in enumerate(COMBINATIONS):
@@ -532,6 +553,17 @@ def test_own_model_and_data_snippets_run_export_and_load(jobs):
 def test_image_folder_snippet_runs(jobs):
     (trial,) = _all_complete(jobs["image-folder"])
     assert trial.user_attrs["partition"]["examples"] > 0
+
+
+def test_transfer_snippet_runs_onto_other_classes_with_frozen_searched(jobs):
+    trials = _all_complete(jobs["transfer"], count=3)
+    frozen = {trial.params["architecture.from_teacher.frozen"] for trial in trials}
+    assert frozen == {0, 1}, frozen  # the snippet's range, both sampled
+    for trial in trials:
+        bytes_frozen = trial.user_attrs["frozen_download_bytes"]
+        assert (bytes_frozen > 0) == (trial.params["architecture.from_teacher.frozen"] == 1)
+        # a 64-32 body and a head for the dataset's 10 classes, not the file's 5
+        assert trial.user_attrs["parameters"] == 64 * 32 + 32 + 32 * 10 + 10
 
 
 def test_compressor_table_is_what_is_installed(registry):

@@ -39,11 +39,20 @@ class RichProgress(ProgressReporter):
             self._rounds, description="teacher rounds", total=rounds, completed=0, visible=True
         )
 
-    def teacher_finished(self, val_accuracy: float, test_accuracy: float, cached: bool) -> None:
-        """Report the teacher."""
+    def teacher_finished(
+        self,
+        val_accuracy: float,
+        test_accuracy: float,
+        cached: bool,
+        *,
+        pretrained: str | None = None,
+    ) -> None:
+        """Report the teacher and where it came from."""
         origin = "cached" if cached else "trained"
+        if pretrained is not None:
+            origin = f"loaded from the pretrained file {pretrained}"
         accuracies = f"val accuracy {val_accuracy:.4f}, test accuracy {test_accuracy:.4f}"
-        self.console.print(f"teacher ({origin}): {accuracies}")
+        self.console.print(f"teacher ({origin}): {accuracies}", markup=False, soft_wrap=True)
 
     def trials_started(self, planned: int | None, already_finished: int) -> None:
         """Show the trials bar."""

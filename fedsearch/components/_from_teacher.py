@@ -26,9 +26,11 @@ class FromTeacherParams(ComponentParams):
     """How the student takes over the teacher."""
 
     new_head: bool = False
-    """Start the classifier (the last layer with weights) afresh: transfer to a new task."""
+    """Start the classifier (the last layer with weights) afresh, built for the dataset's
+    classes: transfer to a new task, which may have more or fewer classes than the teacher."""
     frozen: Annotated[int, Field(ge=0, le=64)] = 0
-    """Leading layers with weights kept at the teacher's values (not trained)."""
+    """Leading layers with weights kept at the teacher's values (not trained, downloaded once);
+    searchable, e.g. ``"architecture.from_teacher.frozen" = { low = 0, high = 2 }``."""
 
 
 class FromTeacherArchitecture(Architecture):

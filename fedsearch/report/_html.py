@@ -136,8 +136,10 @@ def _teacher_paragraph(teacher: dict[str, Any] | None) -> str:
     if not teacher:
         return "<p>No teacher.</p>"
     training = teacher.get("training_bytes")
+    pretrained = teacher.get("pretrained")
+    origin = f" (loaded from the pretrained file {html.escape(pretrained)})" if pretrained else ""
     return (
-        f"<p>Teacher: validation accuracy {teacher['val_accuracy']:.4f}, test accuracy "
+        f"<p>Teacher{origin}: validation accuracy {teacher['val_accuracy']:.4f}, test accuracy "
         f"{teacher['test_accuracy']:.4f}, model size {format_bytes(teacher['artifact_bytes'])}, "
         f"federated training traffic {format_bytes(training) if training else '-'} (charged to "
         "every trial that distils from it).</p>"

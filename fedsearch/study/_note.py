@@ -39,9 +39,14 @@ def study_note(study: ResolvedStudy) -> str:
     ]
     if config.teacher is not None:
         teacher = config.teacher
+        origin = (
+            f"loaded from the pretrained file `{teacher.pretrained}`"
+            if teacher.pretrained is not None
+            else f"{teacher.rounds or federation.rounds} rounds"
+        )
         lines.append(
             f"- teacher `{teacher.architecture.name}`{_params(teacher.architecture.params)}, "
-            f"{teacher.rounds or federation.rounds} rounds"
+            + origin
         )
     lines += [
         "",

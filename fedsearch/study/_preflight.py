@@ -7,6 +7,7 @@ from fedsearch.federated import FederatedData
 from fedsearch.search._resolve import ResolvedStudy, default_storage_url
 from fedsearch.study._pretrained import load_pretrained_weights, pretrained_path
 from fedsearch.study._storage_checks import check_storage, check_writable_folder
+from fedsearch.study._transfer_checks import check_frozen_layers
 from fedsearch.trial import prepare_data
 
 
@@ -28,7 +29,8 @@ def prepare_study(study: ResolvedStudy) -> FederatedData:
     Raises:
         ConfigError: The storage or output folder cannot be used, the data
             is missing or too small for the clients and the validation split, or
-            the pretrained teacher's file is missing or does not fit its architecture.
+            the pretrained teacher's file is missing or does not fit its architecture,
+            or the space can freeze every layer of the teacher.
     """
     field, source = storage_field(study)
     check_storage(study.storage_url, create=True, field=field, source=source)
@@ -41,4 +43,5 @@ def prepare_study(study: ResolvedStudy) -> FederatedData:
         raise ConfigError(error.message, source=study.source, field=error.field) from None
     if pretrained_path(study) is not None:  # the file fits the teacher, or nothing is stored
         load_pretrained_weights(study, data.input_shape, data.num_classes)
+    check_frozen_layers(study, data)
     return data

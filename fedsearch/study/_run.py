@@ -20,6 +20,7 @@ from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.study._dashboard import save_study_plots, save_trial_note
 from fedsearch.study._note import save_study_note, study_note
 from fedsearch.study._preflight import prepare_study, storage_field
+from fedsearch.study._pretrained import pretrained_path
 from fedsearch.study._storage import (
     FINISHED_STATES,
     Decision,
@@ -259,7 +260,13 @@ def prepare_runtime(
         study, runtime.federated_run(), on_round=progress.round_finished, on_training=on_training
     )
     assert teacher is not None
-    progress.teacher_finished(teacher.val_accuracy, teacher.test_accuracy, not trained)
+    pretrained = pretrained_path(study)
+    progress.teacher_finished(
+        teacher.val_accuracy,
+        teacher.test_accuracy,
+        not trained,
+        pretrained=str(pretrained) if pretrained is not None else None,
+    )
     return StudyRuntime(study=study, data=data, teacher=teacher)
 
 

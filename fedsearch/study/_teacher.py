@@ -172,16 +172,26 @@ def _pretrained_teacher(study: ResolvedStudy, run: FederatedRun) -> CachedTeache
     """The teacher given by file, as a float32 artifact; nothing trained it here (0 bytes)."""
     if pretrained_path(study) is None:
         return None
-    weights = load_pretrained_weights(study, run.data.input_shape, run.data.num_classes)
-    return CachedTeacher(_teacher_artifact(study, run, weights, pretrained=True), training_bytes=0)
+    loaded = load_pretrained_weights(study, run.data.input_shape, run.data.num_classes)
+    artifact = _teacher_artifact(
+        study, run, loaded.weights, pretrained=True, num_classes=loaded.num_classes
+    )
+    return CachedTeacher(artifact, training_bytes=0)
 
 
 def _teacher_artifact(
-    study: ResolvedStudy, run: FederatedRun, weights: Weights, *, pretrained: bool = False
+    study: ResolvedStudy,
+    run: FederatedRun,
+    weights: Weights,
+    *,
+    pretrained: bool = False,
+    num_classes: int | None = None,
 ) -> bytes:
+    """The teacher's float32 artifact; ``num_classes`` is its head's (default: the dataset's)."""
     architecture = study.teacher_architecture.build()
     metadata = {"role": "teacher", **({"source": "pretrained"} if pretrained else {})}
-    spec = architecture_spec(architecture, run.data.input_shape, run.data.num_classes, metadata)
+    classes = num_classes or run.data.num_classes
+    spec = architecture_spec(architecture, run.data.input_shape, classes, metadata)
     return build_artifact(spec, weights)
 
 

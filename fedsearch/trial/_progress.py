@@ -13,8 +13,16 @@ class ProgressReporter:
     def teacher_started(self, rounds: int) -> None:
         """The teacher starts training for ``rounds`` rounds (not called when cached)."""
 
-    def teacher_finished(self, val_accuracy: float, test_accuracy: float, cached: bool) -> None:
-        """The teacher is ready."""
+    def teacher_finished(
+        self,
+        val_accuracy: float,
+        test_accuracy: float,
+        cached: bool,
+        *,
+        pretrained: str | None = None,
+    ) -> None:
+        """The teacher is ready: trained, loaded from the study's cache, or (``pretrained``,
+        the file's path) loaded from a pretrained file."""
 
     def trials_started(self, planned: int | None, already_finished: int) -> None:
         """The optimisation loop starts; ``planned`` is None when only a timeout bounds it."""

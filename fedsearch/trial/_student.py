@@ -59,8 +59,8 @@ def build_student(
     architecture = study.teacher_architecture.build()
     assert isinstance(architecture, Architecture)
     model = architecture.build(data.input_shape, data.num_classes)
-    model.load_state_dict(teacher.weights)
-    layers = [module for module in model.modules() if _has_weight(module)]
+    _load_teacher(model, teacher.weights, new_head=params.new_head)
+    layers = weighted_layers(model)
     if params.frozen >= len(layers):
         raise ConfigError(
             f"from_teacher freezes {params.frozen} layers, but the teacher has {len(layers)} "
@@ -85,6 +85,45 @@ def _has_weight(module: nn.Module) -> bool:
     return isinstance(getattr(module, "weight", None), torch.Tensor) and hasattr(
         module, "reset_parameters"
     )
+
+
+def weighted_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with weights, in order: what ``frozen`` counts; the last is the head."""
+    return [module for module in model.modules() if _has_weight(module)]
+
+
+def head_names(model: nn.Module) -> tuple[str, ...]:
+    """State-dict names of the head's own tensors (the last layer with weights)."""
+    head = weighted_layers(model)[-1]
+    for path, module in model.named_modules():
+        if module is head:
+            prefix = f"{path}." if path else ""
+            return tuple(
+                prefix + name for name in module.state_dict(keep_vars=True) if "." not in name
+            )
+    raise AssertionError("the head is one of the model's modules")  # pragma: no cover
+
+
+def _load_teacher(model: nn.Module, weights: dict[str, torch.Tensor], *, new_head: bool) -> None:
+    """Load the teacher's weights; with a new head, every tensor but the head's.
+
+    The head is built for the dataset's classes, which may differ from the
+    teacher's (transfer to a task with fewer or more classes); it starts afresh.
+    """
+    if not new_head:
+        model.load_state_dict(weights)
+        return
+    head = set(head_names(model))
+    result = model.load_state_dict(
+        {name: tensor for name, tensor in weights.items() if name not in head}, strict=False
+    )
+    if set(result.missing_keys) != head or result.unexpected_keys:
+        raise ConfigError(
+            "the teacher's weights do not fit its architecture beside the head: missing "
+            f"{sorted(set(result.missing_keys) - head)}, unexpected {result.unexpected_keys}; "
+            "give the weights of teacher.architecture",
+            field="teacher.pretrained",
+        )
 
 
 def student_run(run: FederatedRun, student: Student) -> FederatedRun:

@@ -13,6 +13,7 @@ from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._privacy import privacy_attributes
 from fedsearch.trial._reports import middleware_reports
 from fedsearch.trial._secure_attributes import secure_attributes
+from fedsearch.trial._student import FROZEN_DOWNLOAD
 
 if TYPE_CHECKING:
     from fedsearch.trial._objective import StudyRuntime, TrialOutcome
@@ -62,6 +63,7 @@ def trial_attributes(
         "one_time_bytes": outcome.one_time_bytes,
         "teacher_download_bytes": outcome.teacher_download_bytes,
         "teacher_training_bytes": outcome.teacher_training_bytes,
+        "frozen_download_bytes": simulation.one_time_by_name.get(FROZEN_DOWNLOAD, 0),
         **privacy_attributes(outcome.privacy),
         **middleware_reports(runtime.study.middleware, outcome.model, runtime.data),
         "codecs": codecs,
