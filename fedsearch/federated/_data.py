@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from fedsearch._errors import ConfigError
 from fedsearch.components import DatasetSplits, Partitioner
@@ -104,6 +103,9 @@ def prepare_federated_data(
     class_sizes = np.bincount(labels)
     stratify = labels if class_sizes[class_sizes > 0].min() >= 2 else None
     try:
+        # imported on use: scikit-learn takes about 0.7 s to import
+        from sklearn.model_selection import train_test_split
+
         train_pos, val_pos = train_test_split(
             positions, test_size=val_fraction, random_state=seed, stratify=stratify
         )

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import dp_accounting
-from dp_accounting import pld, rdp
+from typing import TYPE_CHECKING, Any
 
 from fedsearch._errors import ConfigError
 from fedsearch.components import DifferentiallyPrivate, DpParameters
 from fedsearch.federated import FederatedRun
 
-NeighborRel = dp_accounting.NeighboringRelation
+if TYPE_CHECKING:
+    import dp_accounting
 
 
-def dp_event(parameters: DpParameters) -> tuple[dp_accounting.DpEvent, NeighborRel]:
+def dp_event(
+    parameters: DpParameters,
+) -> tuple[dp_accounting.DpEvent, dp_accounting.NeighboringRelation]:
     """The dp-accounting event of a run, and the neighbouring relation it is stated under.
 
     - central, Poisson sampling: ``PoissonSampledDpEvent(q, Gaussian(z))`` per
@@ -26,6 +26,10 @@ def dp_event(parameters: DpParameters) -> tuple[dp_accounting.DpEvent, NeighborR
     - local: ``Gaussian(z / 2)`` per round (any two clipped updates differ by up
       to ``2 C``; no amplification, the server sees who sent what).
     """
+    # imported on use: dp-accounting (with SciPy) takes about 0.7 s to import
+    import dp_accounting
+
+    NeighborRel = dp_accounting.NeighboringRelation
     z = parameters.noise_multiplier
     if parameters.level == "local":
         event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(z / 2.0)
@@ -51,6 +55,8 @@ def compute_epsilon(parameters: DpParameters) -> float:
         ConfigError: The accountant does not support the run's sampling
             (dp-accounting's PLD has no sampling without replacement).
     """
+    from dp_accounting import pld, rdp
+
     event, relation = dp_event(parameters)
     accountant: dp_accounting.PrivacyAccountant
     if parameters.accountant == "pld":
