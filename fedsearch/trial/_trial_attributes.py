@@ -12,6 +12,7 @@ from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._privacy import privacy_attributes
 from fedsearch.trial._reports import middleware_reports
+from fedsearch.trial._searched_components import selected_middleware
 from fedsearch.trial._secure_attributes import secure_attributes
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ def trial_attributes(
         "teacher_download_bytes": outcome.teacher_download_bytes,
         "teacher_training_bytes": outcome.teacher_training_bytes,
         **privacy_attributes(outcome.privacy),
-        **middleware_reports(runtime.study.middleware, outcome.model, runtime.data),
+        **middleware_reports(
+            selected_middleware(runtime.study, selection), outcome.model, runtime.data
+        ),
         "codecs": codecs,
         "downlink": runtime.study.config.federation.downlink,
         "selection": slots,
