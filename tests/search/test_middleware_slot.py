@@ -88,6 +88,14 @@ REFUSED = {
         tiny_space(slots=NO_COMPRESSION),
         ["search.dimensions.middleware.local_dp", 'add middleware = ["local_dp"]'],
     ),
+    "dimension of the configured strategy": (
+        {
+            "federation": {**FEDERATION, "strategy": {"name": "dp_fedavg"}},
+            "search": {"dimensions": {"strategy.dp_fedavg.clip_norm": {"low": 0.1, "high": 1}}},
+        },
+        tiny_space(slots=NO_COMPRESSION),
+        ["search.dimensions.strategy.dp_fedavg", 'add strategy = ["dp_fedavg"]'],
+    ),
     "a strategy in the middleware slot": (
         {},
         tiny_space(slots={**NO_COMPRESSION, "middleware": ["dp_fedavg"]}),
