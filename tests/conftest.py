@@ -121,6 +121,18 @@ def _browser_missing() -> str | None:
 
 _SERVICE_PROBES = {"postgres": _postgres_missing, "browser": _browser_missing}
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Flags of every headless Chromium the tests start (no network beyond the local server)."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses a PostgreSQL database ``postgres``."""
@@ -157,6 +169,23 @@ def write_tiny_study(folder: Path, study: str = TINY_STUDY, space: str = TINY_SP
 def tiny_study(tmp_path: Path) -> Path:
     """Path of a valid tiny study file whose outputs go under ``tmp_path/runs``."""
     return write_tiny_study(tmp_path)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Selenium through the system chromedriver."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in [*CHROMIUM_FLAGS, "--headless=new", "--window-size=1400,2400"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,18 +13,8 @@ from optuna.trial import TrialState
 from fedsearch import OBJECTIVE_NAMES, resolve_study, run_study
 from fedsearch._units import format_bytes, format_ratio
 from fedsearch.study import save_dashboard_plots
-from tests.conftest import free_port, get_json, write_tiny_study
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests._dashboard import dashboard_study_id, page_text, screenshot, served_dashboard
+from tests.conftest import CHROMIUM_FLAGS, get_json, write_tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +24,9 @@ def dashboard(tmp_path_factory, registry):
     study = resolve_study(write_tiny_study(folder), registry)
     optuna_study = run_study(study)
     save_dashboard_plots(study, optuna_study)  # what `fedsearch run` does after its trials
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("optuna-dashboard")),
-            study.storage_url,
-            "--port",
-            str(port),
-            "--artifact-dir",
-            optuna_study.user_attrs["artifact_dir"],
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        summaries = get_json(f"{base}/api/studies")["study_summaries"]
-        (summary,) = [s for s in summaries if s["study_name"] == "tiny"]
-        yield base, summary["study_id"], optuna_study
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    artifacts = optuna_study.user_attrs["artifact_dir"]
+    with served_dashboard(study.storage_url, artifacts) as base:
+        yield base, dashboard_study_id(base, "tiny"), optuna_study
 
 
 def test_dashboard_api_shows_metric_names_note_attributes_and_artifacts(dashboard):
@@ -154,45 +125,12 @@ def test_headless_chromium_renders_the_pareto_front(dashboard, tmp_path):
         assert name in dom
 
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "runs" / "test-screenshots"
-"""Where the browser tests keep their screenshots (``runs/`` is git-ignored)."""
-
-
-@pytest.fixture
-def browser():
-    """Headless Chromium driven by Selenium through the system chromedriver."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in [*CHROMIUM_FLAGS, "--headless=new", "--window-size=1400,2400"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _page_text(browser, url: str, waits_for: str) -> str:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.get(url)
-    WebDriverWait(browser, 90).until(
-        lambda driver: waits_for in driver.find_element(By.TAG_NAME, "body").text
-    )
-    return browser.find_element(By.TAG_NAME, "body").text
-
-
 @pytest.mark.browser
 def test_trial_page_shows_labelled_objectives_and_the_learning_curve(dashboard, browser):
     base, study_id, optuna_study = dashboard
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for trial in optuna_study.get_trials(states=(TrialState.COMPLETE,)):
         url = f"{base}/dashboard/studies/{study_id}/trials?numbers={trial.number}"
-        text = _page_text(browser, url, "Learning curve")
+        text = page_text(browser, url, "Learning curve")
         accuracy, model_bytes, comm_bytes = trial.values
         assert f"Trial {trial.number}: validation accuracy {accuracy:.4f}" in text
         assert f"model size {format_bytes(model_bytes)} ({int(model_bytes):,} bytes)" in text
@@ -204,9 +142,7 @@ def test_trial_page_shows_labelled_objectives_and_the_learning_curve(dashboard, 
         for label in trial.user_attrs["layer_labels"].values():
             assert label in text  # per-layer bits and sparsity under readable names
         assert f"--trial {trial.number} --format onnx" in text
-        shot = SCREENSHOTS / f"dashboard-trial-{trial.number}.png"
-        assert browser.save_screenshot(str(shot))
-        assert shot.read_bytes().startswith(b"\x89PNG")
+        screenshot(browser, f"dashboard-trial-{trial.number}.png")
 
 
 @pytest.mark.browser
@@ -215,7 +151,7 @@ def test_study_note_shows_the_plots(dashboard, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    text = _page_text(browser, f"{base}/dashboard/studies/{study_id}/note", "Plots")
+    text = page_text(browser, f"{base}/dashboard/studies/{study_id}/note", "Plots")
     assert "The star is the teacher; byte axes are logarithmic" in text
     *plot_ids, config_id = optuna_study.user_attrs["dashboard_plots"]
     assert len(plot_ids) == 4  # three pairs of objectives and the learning curves
@@ -230,5 +166,4 @@ def test_study_note_shows_the_plots(dashboard, browser):
         return widths if set(widths) == set(plot_ids) and all(widths.values()) else None
 
     assert WebDriverWait(browser, 60).until(loaded)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOTS / "dashboard-study.png"))
+    screenshot(browser, "dashboard-study.png")

@@ -169,10 +169,22 @@ def mistake_jobs(root: Path) -> dict[str, Job]:
 
 
 def study_job(
-    root: Path, name: str, blocks: list[Block], *, validate: bool = False, **changes: Any
+    root: Path,
+    name: str,
+    blocks: list[Block],
+    *,
+    validate: bool = False,
+    private: bool = False,
+    **changes: Any,
 ) -> Job:
-    """A tiny study with the README's study fragments (and space fragments) merged in."""
+    """A tiny study with the README's study fragments (and space fragments) merged in.
+
+    ``private``: without the teacher and distillation, which a DP study refuses.
+    """
     study, space = tiny_study(**merged(BUDGET, changes)), tiny_space()
+    if private:
+        study.pop("teacher")
+        space = tiny_space(slots={"distill": ["none"]})
     for block in blocks:
         if "search" in block.toml or "slots" not in block.toml:
             study = merged(study, block.toml)
@@ -366,6 +378,13 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
             ],
             search={"n_trials": 2},
         ),
+        "local-dp": study_job(
+            root,
+            "local-dp",
+            [snippet(lambda doc: "middleware" in doc.get("search", {}).get("slots", {}))],
+            private=True,
+            search={"n_trials": 2},
+        ),
         "random-pruning": study_job(
             root,
             "random-pruning",
@@ -511,6 +530,16 @@ def test_constraints_objectives_and_workers_snippets_run(jobs):
 
 def test_execution_snippet_runs(jobs):
     _all_complete(jobs["execution"])
+
+
+def test_searched_local_dp_snippet_records_the_sampled_knobs(jobs):
+    trials = _all_complete(jobs["local-dp"], count=2)
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["noise_multiplier"] == trial.params["middleware.local_dp.noise_multiplier"]
+        assert attrs["clip_norm"] == trial.params["middleware.local_dp.clip_norm"]
+        assert (attrs["accountant"], attrs["dp"]["level"]) == ("pld", "local")
+    assert len({trial.params["middleware.local_dp.clip_norm"] for trial in trials}) == 2
 
 
 def test_codec_snippets_run(jobs):

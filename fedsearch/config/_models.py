@@ -146,9 +146,12 @@ class SearchSpaceConfig(StrictModel):
 
     ``slots`` maps ``architecture`` and each compressor stage (``prune``,
     ``quantize``, ``distill``, ``factorize``) to candidate component names;
-    ``"none"`` lets a stage be switched off. ``dimensions`` overrides the
-    default search hints of component params by qualified name
-    (``prune.magnitude.sparsity``).
+    ``"none"`` lets a stage be switched off. ``uplink_codec`` and
+    ``downlink_codec`` list codec pipelines (``"topk+qsgd"``), ``strategy``
+    server strategies that replace ``federation.strategy``, and ``middleware``
+    a middleware run after ``federation.middleware`` (``"none"`` allowed).
+    ``dimensions`` overrides the default search hints of component params by
+    qualified name (``prune.magnitude.sparsity``, ``middleware.local_dp.clip_norm``).
     """
 
     slots: dict[str, list[str]] = Field(default_factory=dict)

@@ -29,7 +29,14 @@ from fedsearch.host import (
 from fedsearch.search._factories import bind_study_factories, factory_digests
 from fedsearch.search._privacy_checks import check_privacy
 from fedsearch.search._secure_checks import check_secure_aggregation
-from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace, Sourced
+from fedsearch.search._space import (
+    ARCHITECTURE_SLOT,
+    MIDDLEWARE_SLOT,
+    NONE,
+    STRATEGY_SLOT,
+    SearchSpace,
+    Sourced,
+)
 from fedsearch.search._tier_checks import check_tiers
 
 OBJECTIVE_NAMES = ("val_accuracy", "model_bytes", "comm_bytes")
@@ -252,4 +259,25 @@ def _resolve_space(
     dims |= {name: Sourced(dim, str(study_path)) for name, dim in config.search.dimensions.items()}
     ordered = {slot: slots[slot] for slot in ("architecture", *STAGES) if slot in slots}
     ordered |= {slot: entry for slot, entry in slots.items() if slot not in ordered}
-    return SearchSpace.resolve(ordered, dims, registry)
+    space = SearchSpace.resolve(ordered, dims, registry)
+    _check_run_slot_dimensions(config, space, str(study_path))
+    return space
+
+
+def _check_run_slot_dimensions(config: StudyConfig, space: SearchSpace, source: str) -> None:
+    """Refuse a study's strategy or middleware dimension whose component its slot does not list.
+
+    ``federation.strategy`` and ``federation.middleware`` keep the params they are
+    given; only a component listed in ``search.slots`` is searched, so such a
+    dimension would be silently unused.
+    """
+    for name in config.search.dimensions:
+        slot, component = name.split(".")[:2]
+        if slot in (STRATEGY_SLOT, MIDDLEWARE_SLOT) and component not in space.slots.get(slot, []):
+            raise ConfigError(
+                f"{component!r} is searched only when search.slots.{slot} lists it "
+                f'(federation.{slot}\'s params are fixed); add {slot} = ["{component}"] '
+                "to [search.slots]",
+                source=source,
+                field=f"search.dimensions.{name}",
+            )

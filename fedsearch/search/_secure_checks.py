@@ -6,7 +6,7 @@ from fedsearch._errors import ConfigError
 from fedsearch.components import Middleware, SecureAggregator
 from fedsearch.config import ComponentRef, StudyConfig
 from fedsearch.host import ComponentRegistry, ComponentSpec
-from fedsearch.search._space import SearchSpace
+from fedsearch.search._space import MIDDLEWARE_SLOT, NONE, SearchSpace
 
 PLAIN_UPLINK = "float32"
 """The only uplink codec secure aggregation accepts: its protocol replaces the uplink encoding."""
@@ -53,13 +53,22 @@ def check_secure_aggregation(
             source=source,
             field="search.slots.uplink_codec",
         )
-    for index, ref in enumerate(federation.middleware):
-        field = f"federation.middleware[{index}]"
-        cls = registry.get("middleware", ref.name, source=source, field=field).cls
+    configured = [
+        (ref.name, f"federation.middleware[{index}]")
+        for index, ref in enumerate(federation.middleware)
+    ]
+    searched_middleware = [
+        (candidate, f"search.slots.{MIDDLEWARE_SLOT}")
+        for candidate in space.slots.get(MIDDLEWARE_SLOT, [])
+        if candidate != NONE
+    ]
+    for middleware, field in configured + searched_middleware:
+        cls = registry.get("middleware", middleware, source=source, field=field).cls
         if getattr(cls, "on_server_receive", None) is not Middleware.on_server_receive:
             raise ConfigError(
-                f"middleware {ref.name!r} reads each update on the server (on_server_receive), "
-                f"but under {name} the server never sees one; remove it or secure_aggregation",
+                f"middleware {middleware!r} reads each update on the server "
+                f"(on_server_receive), but under {name} the server never sees one; "
+                "remove it or secure_aggregation",
                 source=source,
                 field=field,
             )

@@ -33,9 +33,17 @@ CODEC_SLOTS: dict[str, str] = {"uplink_codec": UPLINK, "downlink_codec": DOWNLIN
 """Slots whose candidates are codec pipelines (``"topk+qsgd"``), by channel direction."""
 STRATEGY_SLOT = "strategy"
 """Slot whose candidates are server strategies (``dp_fedavg``: searched clip norm, noise)."""
-SLOTS: tuple[str, ...] = (ARCHITECTURE_SLOT, *STAGES, *CODEC_SLOTS, STRATEGY_SLOT)
+MIDDLEWARE_SLOT = "middleware"
+"""Slot whose candidate is appended to ``federation.middleware`` (``local_dp``'s clip, noise)."""
+SLOTS: tuple[str, ...] = (
+    ARCHITECTURE_SLOT,
+    *STAGES,
+    *CODEC_SLOTS,
+    STRATEGY_SLOT,
+    MIDDLEWARE_SLOT,
+)
 NONE = "none"
-"""Slot candidate that switches a compressor stage off."""
+"""Slot candidate that switches a compressor stage (or the searched middleware) off."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,9 @@ class Selection:
     codecs: dict[str, tuple[ComponentChoice, ...]] = field(default_factory=dict)
     strategy: ComponentChoice | None = None
     """The searched strategy (``slots.strategy``); None: the study's ``federation.strategy``."""
+    middleware: ComponentChoice | None = None
+    """The searched middleware (``slots.middleware``), run after ``federation.middleware``;
+    None: not searched, or ``"none"`` chosen."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored as a trial user attribute."""
@@ -104,6 +115,11 @@ class Selection:
             chosen[slot] = [{"name": c.name, "params": c.params} for c in stages]
         if self.strategy is not None:
             chosen[STRATEGY_SLOT] = {"name": self.strategy.name, "params": self.strategy.params}
+        if self.middleware is not None:
+            chosen[MIDDLEWARE_SLOT] = {
+                "name": self.middleware.name,
+                "params": self.middleware.params,
+            }
         return chosen
 
 
@@ -183,7 +199,8 @@ class SearchSpace:
             chosen[slot] = ComponentChoice(name, params)
         architecture = chosen.pop(ARCHITECTURE_SLOT)
         strategy = chosen.pop(STRATEGY_SLOT, None)
-        return Selection(architecture, chosen, codecs, strategy)
+        middleware = chosen.pop(MIDDLEWARE_SLOT, None)
+        return Selection(architecture, chosen, codecs, strategy, middleware)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """``(name, condition, range)`` for display by ``fedsearch validate``."""
@@ -208,8 +225,8 @@ def slot_kind(slot: str) -> str:
     """The component kind of a slot's candidates."""
     if slot in CODEC_SLOTS:
         return "codec"
-    if slot == STRATEGY_SLOT:
-        return "strategy"
+    if slot in (STRATEGY_SLOT, MIDDLEWARE_SLOT):
+        return slot
     return "architecture" if slot == ARCHITECTURE_SLOT else "compressor"
 
 

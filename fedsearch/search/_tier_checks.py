@@ -6,7 +6,13 @@ from fedsearch._errors import ConfigError
 from fedsearch.components import Architecture
 from fedsearch.config import StudyConfig
 from fedsearch.host import ComponentRegistry
-from fedsearch.search._space import ARCHITECTURE_SLOT, NONE, SearchSpace
+from fedsearch.search._space import (
+    ARCHITECTURE_SLOT,
+    MIDDLEWARE_SLOT,
+    NONE,
+    STRATEGY_SLOT,
+    SearchSpace,
+)
 
 TIER_STRATEGIES = ("fedavg",)
 """Tiered studies aggregate slices by example-weighted averaging (FedAvg's rule)."""
@@ -53,6 +59,20 @@ def check_tiers(
                         source=source,
                         field="search.slots.architecture",
                     )
+        elif slot == STRATEGY_SLOT and set(names) - set(TIER_STRATEGIES):
+            raise ConfigError(
+                "tiered studies aggregate slices with fedavg's rule; set "
+                'search.slots.strategy to ["fedavg"] or remove it',
+                source=source,
+                field="search.slots.strategy",
+            )
+        elif slot == MIDDLEWARE_SLOT and set(names) - {NONE}:
+            raise ConfigError(
+                "tiered studies send each client its slice and run no middleware; set "
+                'search.slots.middleware to ["none"] or remove it',
+                source=source,
+                field="search.slots.middleware",
+            )
         elif slot in ("prune", "quantize", "distill", "factorize") and set(names) - {NONE}:
             raise ConfigError(
                 f"a tiered study compresses each tier by its own recipe; set search.slots.{slot} "

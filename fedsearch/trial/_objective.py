@@ -34,8 +34,8 @@ from fedsearch.trial._model_io import architecture_spec, build_artifact, load_mo
 from fedsearch.trial._privacy import privacy_attributes, run_dp_parameters
 from fedsearch.trial._progress import ProgressReporter
 from fedsearch.trial._rungs import RungProbe, RungPruning
+from fedsearch.trial._searched_components import selected_middleware, selected_strategy
 from fedsearch.trial._secure_attributes import secure_aggregator
-from fedsearch.trial._strategy_choice import selected_strategy
 from fedsearch.trial._student import FROZEN_DOWNLOAD, build_student, freeze, student_run, unfreeze
 from fedsearch.trial._tier_trial import run_tiered_trial
 from fedsearch.trial._trial_attributes import trial_attributes
@@ -79,7 +79,10 @@ class StudyRuntime:
             uplink_codec=pipelines["uplink_codec"].build(),
             seed=self.study.config.seed,
             device=self.study.device,
-            middleware=tuple(spec.build() for spec in self.study.middleware),  # type: ignore[misc]
+            middleware=tuple(
+                spec.build()  # type: ignore[misc]
+                for spec in selected_middleware(self.study, selection)
+            ),
             secure_aggregator=secure_aggregator(self.study),
         )
 

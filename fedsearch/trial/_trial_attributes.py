@@ -12,6 +12,7 @@ from fedsearch.trial._float_tensors import float32_tensors
 from fedsearch.trial._layer_labels import layer_labels
 from fedsearch.trial._privacy import privacy_attributes
 from fedsearch.trial._reports import middleware_reports
+from fedsearch.trial._searched_components import selected_middleware
 from fedsearch.trial._secure_attributes import secure_attributes
 from fedsearch.trial._student import FROZEN_DOWNLOAD
 
@@ -65,7 +66,9 @@ def trial_attributes(
         "teacher_training_bytes": outcome.teacher_training_bytes,
         "frozen_download_bytes": simulation.one_time_by_name.get(FROZEN_DOWNLOAD, 0),
         **privacy_attributes(outcome.privacy),
-        **middleware_reports(runtime.study.middleware, outcome.model, runtime.data),
+        **middleware_reports(
+            selected_middleware(runtime.study, selection), outcome.model, runtime.data
+        ),
         "codecs": codecs,
         "downlink": runtime.study.config.federation.downlink,
         "selection": slots,

@@ -47,6 +47,17 @@ def test_tiers_with_a_compressor_stage_are_refused(tmp_path, capsys):
     _refused(capsys, path, "search.slots.prune", '["none"]')
 
 
+@pytest.mark.parametrize(
+    ("slot", "candidates"), [("strategy", ["dp_fedavg"]), ("middleware", ["none", "local_dp"])]
+)
+def test_tiers_with_a_searched_strategy_or_middleware_are_refused(
+    tmp_path, capsys, slot, candidates
+):
+    space = tiny_space(slots={**TIER_SPACE["slots"], slot: candidates})
+    path = write_study(tmp_path, tiny_study(tiers=TIERS), space)
+    _refused(capsys, path, f"search.slots.{slot}", "tiered studies")
+
+
 def test_shares_must_sum_to_one(tmp_path, capsys):
     bad = {"tiers": [{**TIERS["tiers"][0], "share": 0.3}, TIERS["tiers"][1]]}
     _refused(capsys, write_study(tmp_path, tiny_study(tiers=bad), TIER_SPACE), "sum to 1")

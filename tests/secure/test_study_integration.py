@@ -77,15 +77,23 @@ class PeekAtUpdates(Middleware):
         return update
 
 
-def test_middleware_that_reads_each_update_on_the_server_is_refused(tmp_path):
+@pytest.mark.parametrize("where", ["configured", "searched"])
+def test_middleware_that_reads_each_update_on_the_server_is_refused(tmp_path, where):
     from fedsearch import ConfigError, resolve_study
 
     registry = get_registry()
     registry.add(PeekAtUpdates, plugin="test", plugin_version=None)
     try:
-        changes = {"secure_aggregation": SECAGG, "middleware": [{"name": "peek_at_updates"}]}
-        study = write_study(tmp_path, tiny_study(federation=changes))
-        with pytest.raises(ConfigError, match="on_server_receive"):
+        changes = {"secure_aggregation": SECAGG}
+        space = tiny_space()
+        if where == "configured":
+            changes["middleware"] = [{"name": "peek_at_updates"}]
+            field = r"federation\.middleware\[0\]"
+        else:
+            space = tiny_space(slots={"middleware": ["none", "peek_at_updates"]})
+            field = r"search\.slots\.middleware"
+        study = write_study(tmp_path, tiny_study(federation=changes), space)
+        with pytest.raises(ConfigError, match=field + ".*on_server_receive"):
             resolve_study(study, registry)
     finally:
         registry._components["middleware"].pop("peek_at_updates")
