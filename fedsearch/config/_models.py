@@ -56,6 +56,11 @@ class FederationConfig(StrictModel):
     local_epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
+    max_grad_norm: float | None = Field(None, gt=0.0)
+    """Clip each local step's gradient (all trained tensors together) to this L2
+    norm, as ``torch.nn.utils.clip_grad_norm_``; none: unclipped. It bounds every
+    step at ``learning_rate * max_grad_norm``, which keeps distillation at high
+    temperatures and 2-bit fake quantization from jumping across the loss surface."""
     eval_every: int = Field(1, ge=1)
     execution: Literal["auto", "sequential", "vectorized", "parallel"] = "auto"
     """How a round's clients train: ``auto`` picks by measured rules (see the README)."""

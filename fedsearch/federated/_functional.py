@@ -18,6 +18,27 @@ def model_weights(model: nn.Module) -> Weights:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
+def clip_gradients(
+    gradients: Sequence[torch.Tensor], max_norm: float | None, *, per_client: bool = False
+) -> Sequence[torch.Tensor]:
+    """``gradients`` scaled to a joint L2 norm of at most ``max_norm`` (none: unchanged).
+
+    The factor is ``torch.nn.utils.clip_grad_norm_``'s, ``max_norm / (norm +
+    1e-6)`` capped at 1; ``per_client``: dimension 0 indexes clients (the
+    vectorized path), each clipped by its own norm.
+    """
+    if max_norm is None:
+        return gradients
+    if not per_client:
+        factor = (max_norm / (torch.nn.utils.get_total_norm(gradients) + 1e-6)).clamp(max=1.0)
+        return [gradient * factor for gradient in gradients]
+    rows = [torch.linalg.vector_norm(gradient.flatten(1), dim=1) for gradient in gradients]
+    factors = (max_norm / (torch.linalg.vector_norm(torch.stack(rows), dim=0) + 1e-6)).clamp(
+        max=1.0
+    )
+    return [g * factors.reshape(-1, *[1] * (g.ndim - 1)) for g in gradients]
+
+
 def transformed(
     weights: Weights, compressors: Sequence[Compressor], steps: Sequence[StepContext]
 ) -> Weights:
@@ -69,6 +90,7 @@ class LocalSGD:
         learning_rate: SGD step size.
         proximal_mu: FedProx coefficient of ``mu / 2 * ||w - w_start||^2``.
         round: Index of the round being trained.
+        max_grad_norm: Each step's gradient norm is clipped to this (none: unclipped).
     """
 
     model: nn.Module
@@ -78,6 +100,7 @@ class LocalSGD:
     learning_rate: float
     proximal_mu: float = 0.0
     round: int = 0
+    max_grad_norm: float | None = None
 
     def trainable(self, weights: Weights) -> list[str]:
         """Names of the trained tensors, in ``weights`` order.

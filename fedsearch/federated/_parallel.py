@@ -113,7 +113,7 @@ def parallel_state(
 
 
 def pickled_state(trainer: LocalTrainer) -> bytes | None:
-    """The trainer's class, model, compressors and learning rate as one pickle, or None.
+    """The trainer's class, model, compressors and step settings as one pickle, or None.
 
     One pickle keeps shared references intact (a compressor holding the model
     gets the worker's copy of that model). Compressors that hold live objects
@@ -121,7 +121,13 @@ def pickled_state(trainer: LocalTrainer) -> bytes | None:
     do rounds whose clients carry per-client state (``Compressor.client_state``),
     which lives in the parent's runtime and never travels to a worker.
     """
-    state = (type(trainer), trainer.model, trainer.compressors, trainer.learning_rate)
+    state = (
+        type(trainer),
+        trainer.model,
+        trainer.compressors,
+        trainer.learning_rate,
+        trainer.max_grad_norm,
+    )
     try:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
@@ -319,7 +325,8 @@ def _worker_main(
         try:
             trainer = _round_trainer(state, inputs, labels, device)
             sgd = LocalSGD(trainer.model, inputs, labels, trainer.compressors,
-                           trainer.learning_rate, proximal_mu, round_index)  # fmt: skip
+                           trainer.learning_rate, proximal_mu, round_index,
+                           trainer.max_grad_norm)  # fmt: skip
             losses = {}
             for slot, client, positions, sizes in tasks:
                 batches = list(torch.from_numpy(positions).split(sizes))
@@ -337,7 +344,7 @@ def _worker_main(
 def _round_trainer(
     state: bytes, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device
 ) -> LocalTrainer:
-    trainer_class, model, compressors, learning_rate = pickle.loads(state)
+    trainer_class, model, compressors, learning_rate, max_grad_norm = pickle.loads(state)
     trainer = trainer_class(
         model.to(device),
         inputs,
@@ -346,6 +353,7 @@ def _round_trainer(
         local_epochs=1,
         batch_size=1,
         learning_rate=learning_rate,
+        max_grad_norm=max_grad_norm,
         generator=torch.Generator(),
         execution="sequential",
     )

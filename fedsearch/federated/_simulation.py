@@ -137,6 +137,7 @@ def run_federated(
         local_epochs=federation.local_epochs,
         batch_size=federation.batch_size,
         learning_rate=learning_rate or federation.learning_rate,
+        max_grad_norm=federation.max_grad_norm,
         generator=generator,
         execution=federation.execution,
         workers=federation.client_workers,

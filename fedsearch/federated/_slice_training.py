@@ -11,6 +11,7 @@ from torch import nn
 from torch.func import functional_call
 
 from fedsearch.components import Weights
+from fedsearch.federated._functional import clip_gradients
 from fedsearch.federated._slicing import SlicePlan
 
 
@@ -23,6 +24,7 @@ class SliceTraining:
     local_epochs: int
     batch_size: int
     learning_rate: float
+    max_grad_norm: float | None = None
 
     def batch_sizes(self, num_examples: int) -> list[int]:
         """Sizes of the planned local batches (every epoch, in order)."""
@@ -80,6 +82,9 @@ def train_slice(
             logits = functional_call(width.model, used, (training.inputs[chosen],))
             loss = nn.functional.cross_entropy(logits, training.labels[chosen])
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+            used_grads = clip_gradients([g for g in grads if g is not None], training.max_grad_norm)
+            clipped = iter(used_grads)
+            grads = tuple(None if g is None else next(clipped) for g in grads)
             with torch.no_grad():
                 for tensor, grad in zip(params.values(), grads, strict=True):
                     if grad is not None:

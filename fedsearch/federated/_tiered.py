@@ -118,6 +118,7 @@ class TieredFederation:
             federation.local_epochs,
             federation.batch_size,
             federation.learning_rate,
+            federation.max_grad_norm,
         )
         self.widths = [self._widths(tier) for tier in self.tiers]
 

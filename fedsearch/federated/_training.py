@@ -20,6 +20,7 @@ from fedsearch.components import Batch, Compressor, Weights, can_vectorize
 from fedsearch.federated._functional import (
     ClientJob,
     LocalSGD,
+    clip_gradients,
     model_weights,
     proximal_term,
     step_contexts,
@@ -159,6 +160,7 @@ class LocalTrainer:
         local_epochs: Passes over the client's data per round.
         batch_size: Examples per step.
         learning_rate: SGD step size.
+        max_grad_norm: Each local step's gradient norm is clipped to this (none: unclipped).
         generator: Source of shuffling randomness.
         execution: ``auto``, ``sequential``, ``vectorized`` or ``parallel``.
         workers: Worker processes of ``parallel`` (default: the usable cores).
@@ -176,6 +178,7 @@ class LocalTrainer:
         batch_size: int,
         learning_rate: float,
         generator: torch.Generator,
+        max_grad_norm: float | None = None,
         execution: Execution = "auto",
         workers: int | None = None,
         device: torch.device | None = None,
@@ -187,6 +190,7 @@ class LocalTrainer:
         self.local_epochs = local_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.max_grad_norm = max_grad_norm
         self.generator = generator
         self.execution = execution
         self.workers = workers
@@ -217,6 +221,7 @@ class LocalTrainer:
             self.learning_rate,
             proximal_mu,
             round_index,
+            self.max_grad_norm,
         )
         for compressor in self.compressors:
             compressor.on_local_training_start(weights, round_index)
@@ -286,7 +291,7 @@ class LocalTrainer:
                 loss = compressor.training_loss(loss, logits, batch, step)
             mu = sgd.proximal_mu
             objective = loss + proximal_term(trainable, anchors, mu) if mu else loss
-            gradients = torch.autograd.grad(objective, trainable)
+            gradients = clip_gradients(torch.autograd.grad(objective, trainable), sgd.max_grad_norm)
             with torch.no_grad():
                 torch._foreach_add_(trainable, gradients, alpha=-self.learning_rate)
             loss_sum += loss.detach()

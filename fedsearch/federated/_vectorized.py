@@ -18,7 +18,13 @@ from torch.nn import functional as F
 
 from fedsearch._errors import PluginError
 from fedsearch.components import Batch, Weights
-from fedsearch.federated._functional import LocalSGD, proximal_term, step_contexts, transformed
+from fedsearch.federated._functional import (
+    LocalSGD,
+    clip_gradients,
+    proximal_term,
+    step_contexts,
+    transformed,
+)
 
 ClientResult = tuple[Weights, float]
 
@@ -99,6 +105,7 @@ def _train_in_lock_step(
                 positions,
             )
             gradients = torch.autograd.grad(objectives.sum(), list(params.values()))
+            gradients = clip_gradients(gradients, sgd.max_grad_norm, per_client=True)
             with torch.no_grad():
                 if index is None:
                     torch._foreach_add_(list(stacked.values()), gradients, alpha=-sgd.learning_rate)

@@ -11,7 +11,7 @@ from fedsearch import CompressionContext
 from fedsearch.federated import ClientJob, LocalTrainer, choose_execution
 
 
-def make_trainer(model, execution, compressors=(), batch_size=8, epochs=2):
+def make_trainer(model, execution, compressors=(), batch_size=8, epochs=2, max_grad_norm=None):
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(60, 1, 4, 4, generator=generator)
     labels = torch.randint(0, 3, (60,), generator=generator)
@@ -23,6 +23,7 @@ def make_trainer(model, execution, compressors=(), batch_size=8, epochs=2):
         local_epochs=epochs,
         batch_size=batch_size,
         learning_rate=0.2,
+        max_grad_norm=max_grad_norm,
         generator=torch.Generator().manual_seed(1),
         execution=execution,
     )
@@ -46,10 +47,13 @@ def run(model, execution, compressors=(), mu=0.0, weights=None, **kwargs):
     return outcome.results, outcome.execution
 
 
-@pytest.mark.parametrize("mu", [0.0, 0.5])
-def test_vectorized_equals_sequential_for_uneven_clients(mu):
-    sequential, used_seq = run(mlp(), "sequential", mu=mu)
-    vectorized, used_vec = run(mlp(), "vectorized", mu=mu)
+@pytest.mark.parametrize(("mu", "max_grad_norm"), [(0.0, None), (0.5, None), (0.0, 0.3)])
+def test_vectorized_equals_sequential_for_uneven_clients(mu, max_grad_norm):
+    sequential, used_seq = run(mlp(), "sequential", mu=mu, max_grad_norm=max_grad_norm)
+    vectorized, used_vec = run(mlp(), "vectorized", mu=mu, max_grad_norm=max_grad_norm)
+    if max_grad_norm is not None:  # the limit binds: clipped training differs from unclipped
+        unclipped, _ = run(mlp(), "sequential", mu=mu)
+        assert not torch.allclose(unclipped[0][0]["1.weight"], sequential[0][0]["1.weight"])
     assert (used_seq, used_vec) == ("sequential", "vectorized")
     start = mlp().state_dict()
     for (seq_w, seq_loss), (vec_w, vec_loss) in zip(sequential, vectorized, strict=True):

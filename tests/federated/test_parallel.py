@@ -34,7 +34,7 @@ from fedsearch.federated._parallel import (
 from .test_execution import CLIENTS, mlp
 
 
-def make_trainer(model, execution, compressors=(), workers=None, epochs=2):
+def make_trainer(model, execution, compressors=(), workers=None, epochs=2, max_grad_norm=None):
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(60, 1, 4, 4, generator=generator)
     labels = torch.randint(0, 3, (60,), generator=generator)
@@ -46,6 +46,7 @@ def make_trainer(model, execution, compressors=(), workers=None, epochs=2):
         local_epochs=epochs,
         batch_size=8,
         learning_rate=0.2,
+        max_grad_norm=max_grad_norm,
         generator=torch.Generator().manual_seed(1),
         execution=execution,
         workers=workers,
@@ -56,8 +57,10 @@ def as_jobs(clients):
     return [ClientJob(client, indices) for client, indices in enumerate(clients)]
 
 
-def train(model, execution, compressors=(), workers=None, mu=0.0, clients=CLIENTS):
-    trainer = make_trainer(model, execution, compressors, workers)
+def train(
+    model, execution, compressors=(), workers=None, mu=0.0, clients=CLIENTS, max_grad_norm=None
+):
+    trainer = make_trainer(model, execution, compressors, workers, max_grad_norm=max_grad_norm)
     weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
     try:
         outcome = trainer.train_clients(weights, as_jobs(clients), proximal_mu=mu)
@@ -78,10 +81,10 @@ def assert_same_results(expected, actual, exact=False):
                 torch.testing.assert_close(got_w[name], want_w[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("mu", [0.0, 0.5])
-def test_parallel_equals_sequential_for_uneven_clients(mu):
-    sequential, used_seq = train(mlp(), "sequential", mu=mu)
-    parallel, used_par = train(mlp(), "parallel", workers=2, mu=mu)
+@pytest.mark.parametrize(("mu", "max_grad_norm"), [(0.0, None), (0.5, None), (0.0, 0.3)])
+def test_parallel_equals_sequential_for_uneven_clients(mu, max_grad_norm):
+    sequential, used_seq = train(mlp(), "sequential", mu=mu, max_grad_norm=max_grad_norm)
+    parallel, used_par = train(mlp(), "parallel", workers=2, mu=mu, max_grad_norm=max_grad_norm)
     assert (used_seq, used_par) == ("sequential", "parallel")
     start = mlp().state_dict()
     assert all(not torch.equal(w[n], start[n]) for w, _ in parallel for n in start)
