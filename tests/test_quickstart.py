@@ -109,7 +109,7 @@ def test_no_front_trial_is_below_the_floor_and_two_bits_learn(quickstart):
         if trial.user_attrs["selection"].get("quantize", {}).get("params", {}).get("bits") == 2
     ]
     # before the searched step, 7 of 30 trials ended at chance, all of them 2-bit
-    assert two_bits and min(two_bits) > floor["value"], two_bits
+    assert two_bits and min(two_bits) >= 0.5, two_bits  # issue 12: none below 0.5
     assert sorted(two_bits)[len(two_bits) // 2] > 0.8, two_bits
 
 
