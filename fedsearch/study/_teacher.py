@@ -13,7 +13,7 @@ import torch
 from sqlalchemy.pool import NullPool
 
 from fedsearch.artifact import FORMAT_VERSION
-from fedsearch.components import Architecture, Teacher, Weights
+from fedsearch.components import FACTORY_ARCHITECTURE, Architecture, Teacher, Weights
 from fedsearch.federated import (
     FederatedRun,
     RoundCallback,
@@ -22,6 +22,7 @@ from fedsearch.federated import (
     predict_logits,
     run_federated,
 )
+from fedsearch.search._factories import factory_digests
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.study._pretrained import load_pretrained_weights, pretrained_path
 from fedsearch.study._storage import StorageLock, ensure_sqlite_folder
@@ -55,18 +56,25 @@ class CachedTeacher:
 
 
 def teacher_key(study: ResolvedStudy) -> str:
-    """Hash of everything that determines the teacher (data, federation, teacher, seed)."""
+    """Hash of everything that determines the teacher (data, federation, teacher, seed),
+    and the source file of a teacher built by a model factory: edited code trains anew."""
     config = study.config
-    key = json.dumps(
-        {
-            "dataset": config.dataset.model_dump(mode="json"),
-            "federation": config.federation.model_dump(mode="json"),
-            "teacher": config.teacher.model_dump(mode="json") if config.teacher else None,
-            "seed": config.seed,
-            "format": FORMAT_VERSION,
-        },
-        sort_keys=True,
+    architecture = config.teacher.architecture if config.teacher else None
+    factory = (
+        architecture.params.get("factory")
+        if architecture is not None and architecture.name == FACTORY_ARCHITECTURE
+        else None
     )
+    fields = {
+        "dataset": config.dataset.model_dump(mode="json"),
+        "federation": config.federation.model_dump(mode="json"),
+        "teacher": config.teacher.model_dump(mode="json") if config.teacher else None,
+        "seed": config.seed,
+        "format": FORMAT_VERSION,
+    }
+    if factory:
+        fields["factory_source"] = factory_digests(study.registry).get(factory)
+    key = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -21,6 +21,7 @@ from fedsearch import (
     with_factories,
 )
 from fedsearch.cli._main import main
+from fedsearch.study._teacher import teacher_key
 from tests.conftest import TINY_STUDY, write_tiny_study
 
 RESIDUAL_CNN = '''
@@ -209,3 +210,11 @@ def test_editing_the_model_code_changes_the_study_fingerprint(tmp_path):
     assert resolve_study(study_file, get_registry()).fingerprint() == before
     (tmp_path / "my_models.py").write_text(RESIDUAL_CNN.replace("width=8", "width=9"))
     assert resolve_study(study_file, get_registry()).fingerprint() != before
+
+
+def test_editing_the_teachers_model_code_retrains_it_instead_of_using_the_cache(tmp_path):
+    study_file = own_model_study(tmp_path)
+    before = teacher_key(resolve_study(study_file, get_registry()))
+    assert teacher_key(resolve_study(study_file, get_registry())) == before
+    (tmp_path / "my_models.py").write_text(RESIDUAL_CNN.replace("width=8", "width=9"))
+    assert teacher_key(resolve_study(study_file, get_registry())) != before
