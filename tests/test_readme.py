@@ -259,6 +259,7 @@ def claimed_elsewhere(command: Command) -> bool:
         or "postgresql" in command.text  # test_many_workers_command_runs_on_postgres
         or "--study-file" in command.text  # own_model_job
         or command.text == "fedsearch plugins"  # with the example plugin installed
+        or "--study-name quickstart_tiers" in command.text  # tests/cli/test_tiers.py runs it
         or "studies/pretrained_lenet.toml" in command.text  # needs benchmarks/pretrain.py's file:
         # tests/search/test_pretrained_study.py runs it shrunk
         or LIBRARY_RUN.fullmatch(command.text) is not None  # tests/test_study_library.py

@@ -15,6 +15,7 @@ from fedsearch.host import get_registry
 from fedsearch.study import export_trials
 from fedsearch.trial import prepare_data
 from tests._console import fedsearch
+from tests._docs import doc_commands
 from tests._studies import tiny_space, tiny_study, write_study
 from tests.conftest import REPO
 
@@ -135,3 +136,15 @@ def test_every_feasible_tier_fits_its_budget_and_is_its_exported_artifact(quicks
         shares = {"sensor": 0.5, "phone": 0.3, "gateway": 0.2}
         weighted = sum(shares[t["name"]] * t["val_accuracy"] for t in trial.user_attrs["tiers"])
         assert trial.values[0] == pytest.approx(weighted)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_docs_export_command_writes_the_sensor_tiers_artifact(quickstart_tiers):
+    folder, _, study = quickstart_tiers
+    page = REPO / "docs" / "heterogeneous-clients.md"
+    (shown,) = [c for c in doc_commands([page]) if c.args[0] == "export"]
+    result = fedsearch(*shown.args, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    (sensor,) = [t for t in study.trials[0].user_attrs["tiers"] if t["name"] == "sensor"]
+    assert (folder / "sensor.fsz").stat().st_size == sensor["model_bytes"]
