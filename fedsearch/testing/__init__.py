@@ -6,6 +6,7 @@ from fedsearch.testing._architecture import DATASET_SHAPES, ArchitectureTestCase
 from fedsearch.testing._codec_case import CodecTestCase
 from fedsearch.testing._compressor_case import CompressorTestCase
 from fedsearch.testing._middleware_case import MiddlewareTestCase
+from fedsearch.testing._strategy_case import StrategyTestCase
 
 __all__ = [
     "DATASET_SHAPES",
@@ -13,4 +14,5 @@ __all__ = [
     "CodecTestCase",
     "CompressorTestCase",
     "MiddlewareTestCase",
+    "StrategyTestCase",
 ]
