@@ -6,6 +6,7 @@ from fedsearch.testing._architecture import DATASET_SHAPES, ArchitectureTestCase
 from fedsearch.testing._codec_case import CodecTestCase
 from fedsearch.testing._compressor_case import CompressorTestCase
 from fedsearch.testing._middleware_case import MiddlewareTestCase
+from fedsearch.testing._pruner_case import PrunerTestCase
 from fedsearch.testing._strategy_case import StrategyTestCase
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "CodecTestCase",
     "CompressorTestCase",
     "MiddlewareTestCase",
+    "PrunerTestCase",
     "StrategyTestCase",
 ]
