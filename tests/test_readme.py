@@ -666,3 +666,39 @@ def test_plugin_code_snippets_pass_the_conformance_suites(tmp_path, example_plug
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("suite", "module"),
+    [
+        ("CodecTestCase", "test_codec_conformance"),
+        ("StrategyTestCase", "test_strategy_conformance"),
+        ("PrunerTestCase", "test_pruner_conformance"),
+    ],
+)
+def test_conformance_snippets_are_the_builtins_tested_cases(suite, module):
+    """Each suite's docs snippet defines cases that tests/builtins runs in full, as written."""
+    import importlib
+
+    import fedsearch.testing
+
+    namespace: dict[str, Any] = {}
+    exec(python_snippet(f"({suite})").text, namespace)
+    base = getattr(fedsearch.testing, suite)
+    cases = [v for v in namespace.values() if isinstance(v, type) and v is not base]
+    cases = [case for case in cases if issubclass(case, base)]
+    assert cases
+    tested = importlib.import_module(f"tests.builtins.{module}")
+    for case in cases:
+        twin = getattr(tested, case.__name__)
+        for attribute in ("codec_class", "strategy_class", "pruner_class", "params", "inner"):
+            assert getattr(case, attribute, None) == getattr(twin, attribute, None), attribute
+        for flag in ("lossless", "server_optimizer", "weighs_by_examples"):
+            assert getattr(case, flag, None) == getattr(twin, flag, None), flag
+        if "max_error" in vars(case):
+            values = torch.randn(50, dtype=torch.float64)
+            expected = twin().max_error(values)
+            assert torch.equal(torch.as_tensor(case().max_error(values)), torch.as_tensor(expected))
+        for name in dir(case):
+            if name.startswith("test_declares"):
+                getattr(case(), name)()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedsearch.components import Compressor, Middleware, Strategy
+from fedsearch.components import Codec, Compressor, Middleware, Strategy
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, FederatedRun, SimulationResult, run_federated
 from fedsearch.host import get_registry
@@ -40,10 +40,14 @@ def run_tiny_federation(
     compressors: Sequence[Compressor] = (),
     middleware: Sequence[Middleware] = (),
     seed: int = 0,
+    strategy: Strategy | None = None,
+    uplink_codec: Codec | None = None,
+    downlink_codec: Codec | None = None,
 ) -> SimulationResult:
-    """Every client trains every round (fraction 1, FedAvg, float32 payloads)."""
+    """Every client trains every round (fraction 1; FedAvg and float32 payloads unless given)."""
     registry = get_registry()
-    strategy = registry.create("strategy", "fedavg")
+    if strategy is None:
+        strategy = registry.create("strategy", "fedavg")  # type: ignore[assignment]
     assert isinstance(strategy, Strategy)
     federation = FederationConfig(
         num_clients=len(data.client_indices),
@@ -57,8 +61,8 @@ def run_tiny_federation(
         data=data,
         federation=federation,
         strategy=strategy,
-        downlink_codec=registry.create("codec", "float32"),  # type: ignore[arg-type]
-        uplink_codec=registry.create("codec", "float32"),  # type: ignore[arg-type]
+        downlink_codec=downlink_codec or registry.create("codec", "float32"),  # type: ignore[arg-type]
+        uplink_codec=uplink_codec or registry.create("codec", "float32"),  # type: ignore[arg-type]
         seed=seed,
         middleware=tuple(middleware),
     )
