@@ -121,13 +121,8 @@ def pickled_state(trainer: LocalTrainer) -> bytes | None:
     do rounds whose clients carry per-client state (``Compressor.client_state``),
     which lives in the parent's runtime and never travels to a worker.
     """
-    state = (
-        type(trainer),
-        trainer.model,
-        trainer.compressors,
-        trainer.learning_rate,
-        trainer.max_grad_norm,
-    )
+    steps = {"learning_rate": trainer.learning_rate, "max_grad_norm": trainer.max_grad_norm}
+    state = (type(trainer), trainer.model, trainer.compressors, steps)
     try:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
@@ -344,19 +339,11 @@ def _worker_main(
 def _round_trainer(
     state: bytes, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device
 ) -> LocalTrainer:
-    trainer_class, model, compressors, learning_rate, max_grad_norm = pickle.loads(state)
+    trainer_class, model, compressors, steps = pickle.loads(state)
     trainer = trainer_class(
-        model.to(device),
-        inputs,
-        labels,
-        compressors,
-        local_epochs=1,
-        batch_size=1,
-        learning_rate=learning_rate,
-        max_grad_norm=max_grad_norm,
-        generator=torch.Generator(),
-        execution="sequential",
-    )
+        model.to(device), inputs, labels, compressors, local_epochs=1, batch_size=1,
+        generator=torch.Generator(), execution="sequential", **steps,
+    )  # fmt: skip
     trainer.model.train()
     return trainer
 
