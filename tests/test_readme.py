@@ -120,7 +120,7 @@ def quickstart_job(root: Path) -> Job:
         c
         for c in commands
         if c[0] == "export"
-        and "quickstart" in " ".join(c[1])
+        and " --study-name quickstart " in f" {' '.join(c[1])} "
         and not any(w.isupper() for w in c[1])
     ]
     assert runs and exports, "the README shows the quickstart run and an export"
