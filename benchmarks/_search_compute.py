@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from fedsearch import DivergenceError
 from fedsearch.federated import RoundRecord
 from fedsearch.trial import evaluate_selection
 from fedsearch.trial._rungs import RungProbe, RungPruning
@@ -69,6 +70,8 @@ class TrialCost:
     values: tuple[float, float, float] | None
     rounds: int
     wall_s: float
+    failed: bool = False
+    """The training diverged: the trial fails, as in a study, after the rounds it ran."""
 
 
 @dataclass
@@ -121,23 +124,26 @@ def evaluate(
         pruning.after_round(record, history)
 
     started = time.perf_counter()
-    values = None
+    values, failed = None, False
     try:
         outcome = evaluate_selection(runtime, selection, on_round=on_round, probe=probe)
         values = (outcome.val_accuracy, float(outcome.model_bytes), float(outcome.comm_bytes))
     except optuna.TrialPruned:
         pass
+    except DivergenceError:  # the study fails such a trial and goes on; so does this
+        failed = True
     wall = time.perf_counter() - started
     cache.entries[key] = {
         "history": [record.__dict__ for record in history],
         "sizes": sizes,
         "extra": probe.extra_one_time_bytes,
         "final": values,
+        "failed": failed,
         "wall_s": wall,
     }
     cache.runs += 1
     cache.save()
-    return TrialCost(values, len(history), wall)
+    return TrialCost(values, len(history), wall, failed)
 
 
 def _replay(
@@ -156,6 +162,8 @@ def _replay(
         return TrialCost(None, len(history), per_round * len(history))
     except KeyError:  # a rung the cached run never measured (it had no pruner there)
         return None
+    if entry.get("failed"):
+        return TrialCost(None, len(history), entry["wall_s"], failed=True)
     if entry["final"] is None:
         return None
     return TrialCost(tuple(entry["final"]), len(history), entry["wall_s"])
@@ -187,7 +195,9 @@ def curve(
             break
         trial = study.ask()
         cost = evaluate(runtime, resolved, cache, trial, pruner, measure)
-        if cost.values is None:
+        if cost.failed:
+            study.tell(trial, state=TrialState.FAIL)
+        elif cost.values is None:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, list(cost.values))
