@@ -10,8 +10,10 @@ which chooses nothing and only times a fixed workload.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,15 @@ from fedsearch import ComponentRegistry, get_registry
 from fedsearch.components import DatasetSplits, Partitioner, Weights
 from fedsearch.config import FederationConfig
 from fedsearch.federated import FederatedData, FederatedRun
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+"""The checkout's sibling ``shared/data`` (README): the datasets unless FEDSEARCH_DATA_DIR says."""
+
+
+def default_data_dir() -> str:
+    """FEDSEARCH_DATA_DIR, set to ``SHARED_DATA`` when unset (the dataset plugins read it)."""
+    return os.environ.setdefault("FEDSEARCH_DATA_DIR", str(SHARED_DATA))
+
 
 VAL_FRACTION = 0.05
 """Share of the training examples carved out for validation (stratified by label)."""

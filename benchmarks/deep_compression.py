@@ -35,13 +35,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from _federation import VAL_FRACTION, fedavg_run, spread
+from _federation import VAL_FRACTION, default_data_dir, fedavg_run, spread
 from torch import nn
 
 from fedsearch import (
@@ -341,7 +340,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
-    os.environ.setdefault("FEDSEARCH_DATA_DIR", "/work/shared/data")
+    default_data_dir()
     names = list(RECIPES) if args.model == "both" else [args.model]
     if args.threads:
         torch.set_num_threads(args.threads)

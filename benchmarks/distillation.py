@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import time
 from collections.abc import Callable
 
 import torch
-from _federation import VAL_FRACTION, fedavg_run, spread
+from _federation import VAL_FRACTION, default_data_dir, fedavg_run, spread
 
 from fedsearch import CompressionContext, Teacher, build_artifact, get_registry
 from fedsearch.artifact import ModelSpec
@@ -154,7 +153,7 @@ def main() -> None:
     )
     parser.add_argument("--out")
     args = parser.parse_args()
-    os.environ.setdefault("FEDSEARCH_DATA_DIR", "/work/shared/data")
+    default_data_dir()
     registry = get_registry()
     data = prepare_federated_data(
         registry.create("dataset", "mnist", {}).load(), val_fraction=VAL_FRACTION,

@@ -23,12 +23,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
-from _federation import VAL_FRACTION
+from _federation import VAL_FRACTION, default_data_dir
 from torch import nn
 
 from fedsearch import get_registry
@@ -105,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="folder for <model>.pt")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    os.environ.setdefault("FEDSEARCH_DATA_DIR", "/work/shared/data")
+    default_data_dir()
     torch.set_num_threads(args.threads)
     data = mnist_split(args.limit)
     args.out.mkdir(parents=True, exist_ok=True)

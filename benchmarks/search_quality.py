@@ -40,6 +40,7 @@ from pathlib import Path
 import _search_compute as compute
 import numpy as np
 import optuna
+from _federation import default_data_dir
 from optuna._hypervolume import compute_hypervolume  # Optuna's own WFG implementation
 
 from fedsearch import get_registry, resolve_study
@@ -202,7 +203,7 @@ def compute_problem(name: str, folder: str, sampler: str) -> tuple[str, np.ndarr
     """The study text and the fixed hypervolume reference point of a ``--compute`` problem."""
     if name == "quickstart":
         return STUDY.format(output=f"{folder}/runs", sampler=sampler), REFERENCE
-    train, test = compute.mnist_subset(Path(folder), Path("/work/shared/data/mnist"))
+    train, test = compute.mnist_subset(Path(folder), Path(default_data_dir()) / "mnist")
     text = compute.MNIST_STUDY.format(
         output=f"{folder}/runs",
         train=train.as_posix(),

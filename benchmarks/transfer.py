@@ -27,12 +27,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import tomli_w
+from _federation import default_data_dir
 
 from fedsearch import evaluate_selection, get_registry, resolve_study
 from fedsearch.search import ComponentChoice, Selection
@@ -103,7 +103,7 @@ def main() -> None:
     """Run the three students at equal communication and print (and save) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrained", type=Path, default=Path("runs/pretrained/lenet_300_100.pt"))
-    parser.add_argument("--data", default=os.environ.get("FEDSEARCH_DATA_DIR", "/work/shared/data"))
+    parser.add_argument("--data", default=default_data_dir())
     parser.add_argument("--rounds", type=int, default=10, help="rounds of scratch and finetune")
     parser.add_argument("--frozen-rounds", type=int, default=30, help="within the budget")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
