@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fedsearch.components import Codec, ComponentParams, Weights, compose_codecs
+from fedsearch.components import Codec, Weights, compose_codecs
 from fedsearch.federated import SimulatedChannel, SimulationResult
 from fedsearch.host import get_registry
+from fedsearch.testing._declared import assert_declares_name_and_params
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
 
 
@@ -172,10 +173,7 @@ class CodecTestCase:
     def test_declares_name_params_and_pipeline_flags(self) -> None:
         """A non-empty name, a ComponentParams model accepting the params, a pipeline that ends."""
         cls = self.codec_class
-        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
-        assert issubclass(cls.Params, ComponentParams)
-        cls.Params()
-        cls.Params(**self.params)
+        assert_declares_name_and_params(cls, self.params)
         assert not cls.requires_inner or cls.accepts_inner, "requires_inner needs accepts_inner"
         if cls.requires_inner:
             assert self.inner, f"{cls.name} wraps another codec: name it in `inner`"

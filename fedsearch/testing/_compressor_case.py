@@ -15,7 +15,6 @@ from fedsearch.components import (
     FACTORY_ARCHITECTURE,
     STAGES,
     Batch,
-    ComponentParams,
     CompressionContext,
     Compressor,
     ModelFactory,
@@ -26,6 +25,7 @@ from fedsearch.components import (
 )
 from fedsearch.host import ComponentRegistry, get_registry, with_factories
 from fedsearch.testing._client_isolation import ClientIsolationChecks
+from fedsearch.testing._declared import assert_declares_name_and_params
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
 from fedsearch.trial import build_artifact, load_model
 
@@ -234,11 +234,8 @@ class CompressorTestCase(ClientIsolationChecks):
     def test_declares_name_stage_and_params(self) -> None:
         """A non-empty name, a known stage, a ComponentParams model accepting the params."""
         cls = self.compressor_class
-        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
+        assert_declares_name_and_params(cls, self.params)
         assert cls.stage in STAGES, f"stage {cls.stage!r} is not one of {STAGES}"
-        assert issubclass(cls.Params, ComponentParams)
-        cls.Params()  # defaults must validate
-        cls.Params(**self.params)
 
     def test_forward_is_differentiable_and_keeps_names(self) -> None:
         """``transform_parameters`` keeps every name and passes gradients."""

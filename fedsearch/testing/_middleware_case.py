@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fedsearch.components import ComponentParams, Middleware, PayloadContext, Weights
+from fedsearch.components import Middleware, PayloadContext, Weights
 from fedsearch.federated import MiddlewareChain
 from fedsearch.federated._middleware_chain import HOOKS
+from fedsearch.testing._declared import assert_declares_name_and_params
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
 
 
@@ -79,10 +80,7 @@ class MiddlewareTestCase:
     def test_declares_name_and_params(self) -> None:
         """A non-empty name and a ComponentParams model accepting the params."""
         cls = self.middleware_class
-        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
-        assert issubclass(cls.Params, ComponentParams)
-        cls.Params()
-        cls.Params(**self.params)
+        assert_declares_name_and_params(cls, self.params)
 
     def test_hooks_keep_names_shapes_dtypes_and_their_input(self) -> None:
         """Each hook returns the same names, shapes and dtypes and leaves its input alone."""

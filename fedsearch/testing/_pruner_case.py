@@ -11,10 +11,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from fedsearch._errors import ConfigError
-from fedsearch.components import ComponentParams, Pruner, RungPoint
+from fedsearch.components import Pruner, RungPoint
 from fedsearch.host import ComponentRegistry, get_registry
 from fedsearch.search import resolve_study
 from fedsearch.study import run_study
+from fedsearch.testing._declared import assert_declares_name_and_params
 from fedsearch.trial._rungs import RUNG_ATTR_PREFIX
 
 SPACE = """\
@@ -139,10 +140,7 @@ pruner = {toml_value(pruner)}
     def test_declares_name_and_params(self) -> None:
         """A non-empty name and a ComponentParams model accepting the params."""
         cls = self.pruner_class
-        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
-        assert issubclass(cls.Params, ComponentParams)
-        cls.Params()
-        cls.Params(**self.params)
+        assert_declares_name_and_params(cls, self.params)
 
     def test_rungs_are_increasing_rounds_below_the_last(self) -> None:
         """``rungs(n)`` are increasing ints in ``[1, n)``; the study's trials have one."""

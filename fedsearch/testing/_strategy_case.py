@@ -12,7 +12,6 @@ from torch import nn
 from fedsearch.components import (
     ClientUpdate,
     Codec,
-    ComponentParams,
     DifferentiallyPrivate,
     DpParameters,
     ServerRound,
@@ -21,6 +20,7 @@ from fedsearch.components import (
     compose_codecs,
 )
 from fedsearch.host import get_registry
+from fedsearch.testing._declared import assert_declares_name_and_params
 from fedsearch.testing._rounds import run_tiny_federation, tiny_data
 
 UPDATE_NORM = 0.1
@@ -158,10 +158,7 @@ class StrategyTestCase:
     def test_declares_name_and_params(self) -> None:
         """A non-empty name and a ComponentParams model accepting the params."""
         cls = self.strategy_class
-        assert isinstance(cls.name, str) and cls.name, "set a non-empty `name`"
-        assert issubclass(cls.Params, ComponentParams)
-        cls.Params()
-        cls.Params(**self.params)
+        assert_declares_name_and_params(cls, self.params)
 
     def test_selects_distinct_clients_that_exist(self) -> None:
         """``select_clients`` returns distinct client numbers below ``num_clients``."""
