@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -82,6 +83,11 @@ def report(study: optuna.Study) -> None:
             f"distilled trials: {len(distilled)}, comm_bytes {comm[0]} to {comm[-1]} B, "
             f"teacher downloads {downloads[0]} to {downloads[-1]} B"
         )
+    val = [t.values[0] for t in complete]
+    print(  # the figures the quickstart's max_grad_norm was chosen on (RESULTS.md: Quickstart)
+        f"validation accuracy of the trials: mean {np.mean(val):.4f}, median "
+        f"{np.median(val):.4f}, min {min(val):.4f}, below 0.5: {sum(v < 0.5 for v in val)}"
+    )
     for bits in (2, 3):
         accuracies = sorted(round(t.values[0], 4) for t in complete if _bits(t) == bits)
         print(f"{bits}-bit trials, validation accuracy: {accuracies}")
