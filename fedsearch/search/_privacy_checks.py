@@ -48,6 +48,14 @@ def check_privacy(
             source=source,
             field="teacher",
         )
+    if len(fixed_private) > 1 or (private_strategies and fixed_private):
+        first, second = (fixed_private + private_strategies)[:2]
+        raise ConfigError(
+            f"{first!r} and {second!r} would both run, but a trial records one DP guarantee; "
+            "keep one of them",
+            source=source,
+            field="federation.middleware",
+        )
     if private_searched and (others := fixed_private + private_strategies):
         raise ConfigError(
             f"the searched {private_searched[0]!r} would run beside {others[0]!r}, but a trial "

@@ -76,13 +76,22 @@ def load_warm_start(study: ResolvedStudy) -> WarmStart | None:
             source=study.source,
             field=FIELD,
         )
+    return warm_start_from(study, source)
+
+
+def warm_start_from(study: ResolvedStudy, source: optuna.Study) -> WarmStart:
+    """``source``'s trials and feasible front, checked against ``study``'s space.
+
+    Raises:
+        ConfigError: ``source`` searched a param this study's space does not hold.
+    """
     complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     space = space_distributions(study)
     for trial in complete:
-        _check_params(trial, space, config.study, study.source)
+        _check_params(trial, space, source.study_name, study.source)
     renumbered = tuple(_renumbered(trial, -1 - index) for index, trial in enumerate(complete))
     front = _feasible_front(complete, source.directions)
-    return WarmStart(config.study, renumbered, tuple(front))
+    return WarmStart(source.study_name, renumbered, tuple(front))
 
 
 def space_distributions(study: ResolvedStudy) -> Callable[[str], BaseDistribution | None]:

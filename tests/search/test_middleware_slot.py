@@ -111,6 +111,22 @@ REFUSED = {
         LOCAL_DP_SPACE,
         ["search.slots.middleware", "searched 'local_dp' would run beside 'dp_fedavg'"],
     ),
+    "two configured DP mechanisms": (
+        {
+            "federation": {
+                **FEDERATION,
+                "strategy": {"name": "dp_fedavg"},
+                "middleware": [{"name": "local_dp"}],
+            }
+        },
+        tiny_space(slots=NO_COMPRESSION),
+        ["federation.middleware", "'dp_fedavg' and 'local_dp' would both run"],
+    ),
+    "a searched DP strategy beside configured DP middleware": (
+        {"federation": {**FEDERATION, "middleware": [{"name": "local_dp"}]}},
+        tiny_space(slots={**NO_COMPRESSION, "strategy": ["fedavg", "dp_fedavg"]}),
+        ["federation.middleware", "'local_dp' and 'dp_fedavg' would both run"],
+    ),
     "a teacher trained without DP": (
         {"teacher": {"architecture": {"name": "mlp"}, "rounds": 1}},
         LOCAL_DP_SPACE,
