@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from fedsearch import DivergenceError
 from fedsearch.federated import RoundRecord
+from fedsearch.study._warm_start import WarmStart, enqueue_front
 from fedsearch.trial import evaluate_selection
 from fedsearch.trial._rungs import RungProbe, RungPruning
 
@@ -102,8 +103,8 @@ def evaluate(
 ) -> TrialCost:
     """Run (or replay) one trial under the pruner (None: no pruning).
 
-    ``measure``: rung rounds whose artifact size is recorded even without a
-    pruner, so later pruned runs can replay the trajectory.
+    ``measure``: rounds whose artifact size is recorded whatever the pruner,
+    so runs under other rungs can replay the trajectory.
     """
     selection = resolved.space.suggest(trial)
     key = json.dumps(selection.as_dict(), sort_keys=True)
@@ -119,9 +120,9 @@ def evaluate(
 
     def on_round(record: RoundRecord) -> None:
         history.append(record)
-        if pruner is None and record.round in measure:
-            probe.model_bytes(record.round - 1)
         pruning.after_round(record, history)
+        if record.round in measure and str(record.round - 1) not in sizes:
+            probe.model_bytes(record.round - 1)
 
     started = time.perf_counter()
     values, failed = None, False
@@ -180,14 +181,24 @@ def curve(
     budget: float,
     hypervolume: Any,
     measure: tuple[int, ...] = (),
-) -> list[dict[str, float]]:
+    warm: WarmStart | None = None,
+    name: str | None = None,
+) -> tuple[list[dict[str, float]], optuna.Study]:
     """Run a study trial by trial; after each, the compute spent and the hypervolume so far.
 
     Stops after ``trials`` trials or once ``budget`` client-rounds are spent.
+    ``warm``: an earlier study's front is enqueued first, as ``[search]
+    warm_start`` does (its re-evaluation is charged like any trial); a sampler
+    that learns from history must already be built to see its trials
+    (``sampler_factory``). Returns the rows and the study.
     """
     fraction, clients = resolved.config.federation.fraction, resolved.config.federation.num_clients
     per_round = max(1, round(fraction * clients))
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+    study = optuna.create_study(
+        directions=["maximize", "minimize", "minimize"], sampler=sampler, study_name=name
+    )
+    if warm is not None:
+        enqueue_front(study, warm)
     points: list[tuple[float, float, float]] = []
     spent, wall, rows = 0, 0.0, []
     for number in range(trials):
@@ -207,7 +218,7 @@ def curve(
         rows.append(
             {"trial": number + 1, "client_rounds": spent, "wall_s": wall, "hv": hypervolume(points)}
         )
-    return rows
+    return rows, study
 
 
 def hv_at(rows: list[dict[str, float]], client_rounds: float) -> float:

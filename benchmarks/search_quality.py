@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import _search_compute as compute
 import numpy as np
@@ -45,6 +46,7 @@ from optuna._hypervolume import compute_hypervolume  # Optuna's own WFG implemen
 
 from fedsearch import get_registry, resolve_study
 from fedsearch.study import prepare_runtime
+from fedsearch.study._warm_start import WarmStart, sampler_factory, warm_start_from
 from fedsearch.trial import evaluate_selection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,6 +162,18 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="pruned runs stop after this share of the unpruned runs' client-rounds (--compute)",
     )
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed onwards")
+    parser.add_argument("--cache", type=Path, help="trajectory cache file (--compute)")
+    parser.add_argument(
+        "--pruner-params", type=json.loads, default={}, help="pareto_asha params, JSON (--compute)"
+    )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="also warm-start --warm-samplers from the unpruned first sampler's study at seed + 1",
+    )
+    parser.add_argument("--warm-samplers", nargs="+", default=["nsga2", "tpe"])
+    parser.add_argument("--device", help="federation.device of the studies (--compute)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.compute:
@@ -215,13 +229,20 @@ def compute_problem(name: str, folder: str, sampler: str) -> tuple[str, np.ndarr
 
 
 def run_compute(args: argparse.Namespace) -> None:
-    """Hypervolume vs client-rounds for each sampler, unpruned and pruned."""
+    """Hypervolume vs client-rounds for each sampler, unpruned and pruned (and warm-started)."""
     registry = get_registry()
-    cache = compute.TrajectoryCache.load(CACHE.with_name(f"search_compute_{args.problem}.json"))
+    cache = compute.TrajectoryCache.load(
+        args.cache or CACHE.with_name(f"search_compute_{args.problem}.json")
+    )
+    samplers = list(
+        dict.fromkeys([*args.samplers, *(args.warm_samplers if args.warm_start else [])])
+    )
     with tempfile.TemporaryDirectory() as folder:
         studies = {}
-        for name in args.samplers:
+        for name in samplers:
             text, reference = compute_problem(args.problem, folder, name)
+            if args.device is not None:
+                text = f'device = "{args.device}"\n{text}'
             path = Path(folder) / f"{name}.toml"
             path.write_text(text)
             studies[name] = resolve_study(path, registry)
@@ -230,44 +251,74 @@ def run_compute(args: argparse.Namespace) -> None:
         federation = first.config.federation
         per_round = max(1, round(federation.fraction * federation.num_clients))
         budget = args.trials * federation.rounds * per_round
-        pruner = registry.create("pruner", compute.PRUNER["name"], compute.PRUNER["params"])
-        measure = pruner.rungs(federation.rounds)
+        pruner = registry.create("pruner", compute.PRUNER["name"], args.pruner_params)
+        print(f"pruner {compute.PRUNER['name']} {pruner.params.model_dump()}", file=sys.stderr)
+        measure = tuple(range(1, federation.rounds))  # replayable under any rungs
 
-        def volume(points: list) -> float:
-            return hypervolume(points, reference)
+        def run(name: str, seed: int, pruned: bool, warm: WarmStart | None = None) -> tuple:
+            study = studies[name]
+            return compute.curve(
+                study,
+                runtime,
+                cache,
+                sampler_factory(study, warm)(seed),
+                pruner if pruned else None,
+                trials=args.pruned_trials if pruned else args.trials,
+                budget=budget * (args.pruned_budget if pruned else 1.0),
+                hypervolume=lambda points: hypervolume(points, reference),
+                measure=measure,
+                warm=warm,
+                name=f"{name}-seed{seed}",
+            )
 
-        results: dict[str, dict[str, list]] = {}
-        for name in args.samplers:
-            for pruned in (False, True):
-                label = f"{name}{' + pruning' if pruned else ''}"
-                started = time.perf_counter()
-                results[label] = [
-                    compute.curve(
-                        studies[name],
-                        runtime,
-                        cache,
-                        studies[name].sampler.build().create(seed=seed),
-                        pruner if pruned else None,
-                        trials=args.pruned_trials if pruned else args.trials,
-                        budget=budget * (args.pruned_budget if pruned else 1.0),
-                        hypervolume=volume,
-                        measure=measure,
-                    )
-                    for seed in range(args.seeds)
-                ]
-                finals = [rows[-1]["hv"] for rows in results[label]]
-                print(
-                    f"{label}: {np.mean(finals):.4f} {np.round(finals, 4).tolist()} "
-                    f"({time.perf_counter() - started:.0f} s, {cache.runs} runs so far)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        runs = [
+            (f"{name}{' + pruning' if pruned else ''}", name, pruned, False)
+            for name in args.samplers
+            for pruned in (False, True)
+        ]
+        if args.warm_start:
+            runs += [
+                (f"{name} + warm start{' + pruning' if pruned else ''}", name, pruned, True)
+                for name in args.warm_samplers
+                for pruned in (False, True)
+            ]
+        results: dict[str, list] = {}
+        for label, name, pruned, warm in runs:
+            started = time.perf_counter()
+            results[label] = [
+                run(
+                    name,
+                    seed,
+                    pruned,
+                    earlier_front(run, args, studies[name], seed) if warm else None,
+                )[0]
+                for seed in seeds
+            ]
+            finals = [rows[-1]["hv"] for rows in results[label]]
+            print(
+                f"{label}: {np.mean(finals):.4f} {np.round(finals, 4).tolist()} "
+                f"({time.perf_counter() - started:.0f} s, {cache.runs} runs so far)",
+                file=sys.stderr,
+                flush=True,
+            )
     print_compute(args, results, budget)
+
+
+def earlier_front(run: Any, args: argparse.Namespace, study: Any, seed: int) -> WarmStart:
+    """The warm start of seed ``seed``: the unpruned default-sampler study at seed + 1.
+
+    That earlier study (50 trials of the same problem, another seed) stands for
+    a study the user ran before; its compute is not charged to the warm-started run.
+    """
+    _, earlier = run(args.samplers[0], seed + 1, False)
+    return warm_start_from(study, earlier)
 
 
 def print_compute(args: argparse.Namespace, results: dict[str, list], budget: int) -> None:
     """The table of hypervolume vs compute and the done-when figure."""
-    print(f"problem {args.problem}, seeds 0-{args.seeds - 1}, budget {budget} client-rounds")
+    last = args.first_seed + args.seeds - 1
+    print(f"problem {args.problem}, seeds {args.first_seed}-{last}, budget {budget} client-rounds")
     print("| run | trials (mean) | HV at 40% budget | HV at budget | std | wall s (shared) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, curves in results.items():
