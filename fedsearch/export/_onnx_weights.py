@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ml_dtypes  # onnx's own dependency
 import numpy as np
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
@@ -63,23 +64,18 @@ def _integer_type(tensor: QuantizedTensor) -> tuple[int, np.dtype] | None:
     return None
 
 
-def _packed_nibbles(name: str, onnx_type: int, values: np.ndarray) -> TensorProto:
-    """A 4-bit tensor, two values per byte, the first in the low nibble (ONNX's layout)."""
-    flat = values.reshape(-1).astype(np.int64) & 0x0F
-    if flat.size % 2:
-        flat = np.append(flat, 0)
-    packed = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
-    return helper.make_tensor(name, onnx_type, values.shape, packed.tobytes(), raw=True)
+_NARROW_DTYPES = {
+    TensorProto.INT4: ml_dtypes.int4,
+    TensorProto.UINT4: ml_dtypes.uint4,
+    TensorProto.BFLOAT16: ml_dtypes.bfloat16,
+}
+"""numpy has no 4-bit or bfloat16 dtypes; onnx reads ml_dtypes' (and packs 4-bit values
+two to a byte, the first in the low nibble, as ONNX stores them)."""
 
 
 def _dense_initializer(name: str, onnx_type: int, values: np.ndarray) -> TensorProto:
-    if onnx_type in (TensorProto.INT4, TensorProto.UINT4):
-        return _packed_nibbles(name, onnx_type, values)
-    if onnx_type == TensorProto.BFLOAT16:
-        upper = (values.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
-        return helper.make_tensor(
-            name, TensorProto.BFLOAT16, values.shape, upper.astype("<u2").tobytes(), raw=True
-        )
+    if onnx_type in _NARROW_DTYPES:
+        values = values.astype(_NARROW_DTYPES[onnx_type])
     return numpy_helper.from_array(np.ascontiguousarray(values), name)
 
 
@@ -169,7 +165,9 @@ def _quantized(graph: WeightGraph, name: str, tensor: QuantizedTensor) -> None:
     if tensor.zero_point is not None:
         zero_point = tensor.zero_point.reshape(()) if scalar else tensor.zero_point
         if onnx_type in (TensorProto.INT4, TensorProto.UINT4):
-            graph.initializers.append(_packed_nibbles(f"{name}::zero_point", onnx_type, zero_point))
+            graph.initializers.append(
+                _dense_initializer(f"{name}::zero_point", onnx_type, zero_point)
+            )
             inputs.append(f"{name}::zero_point")
         else:
             inputs.append(graph.add_constant(f"{name}::zero_point", zero_point.astype(dtype)))
