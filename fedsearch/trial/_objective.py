@@ -172,7 +172,7 @@ def evaluate_selection(
     )
     teacher_bytes = runtime.teacher.training_bytes if uses_teacher else 0
     if probe is not None:  # the pruner measures the artifact at its rungs
-        probe.bind(architecture, data, compressors, model, teacher_bytes)
+        probe.bind(student, data, compressors, teacher_bytes, frozen)
     simulation = run_federated(
         model,
         run,

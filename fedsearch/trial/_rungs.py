@@ -8,16 +8,16 @@ points of every other worker's trials; nothing else is shared and nobody waits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from fedsearch.components import Architecture, Compressor, Pruner, RungPoint, Weights
+from fedsearch.components import Compressor, Pruner, RungPoint, Weights
 from fedsearch.federated import FederatedData, RoundRecord
 from fedsearch.search._resolve import ResolvedStudy
 from fedsearch.trial._model_io import architecture_spec, build_artifact
+from fedsearch.trial._student import Student, freeze, unfreeze
 
 RUNG_ATTR_PREFIX = "fedsearch:rung:"
 """System attribute of a trial holding its point at a rung: prefix + the rung's round."""
@@ -26,27 +26,28 @@ RUNG_ATTR_PREFIX = "fedsearch:rung:"
 class RungProbe:
     """The running trial's latest global weights, and the size of the artifact they make.
 
-    ``evaluate_selection`` binds it to the trial's model and compressors and
+    ``evaluate_selection`` binds it to the trial's student and compressors and
     the simulation feeds it the global weights after every round; the pruner
     asks ``model_bytes`` only at rungs (building an artifact costs a little).
     """
 
     def __init__(self) -> None:
         self._weights: Weights | None = None
-        self._parts: tuple[Architecture, FederatedData, Sequence[Compressor], Any] | None = None
+        self._parts: tuple[Student, FederatedData, Sequence[Compressor], Weights] | None = None
         self.extra_one_time_bytes = 0
         """One-time bytes charged to the trial outside the simulation (the teacher's training)."""
 
     def bind(
         self,
-        architecture: Architecture,
+        student: Student,
         data: FederatedData,
         compressors: Sequence[Compressor],
-        model: torch.nn.Module,
         extra_one_time_bytes: int,
+        frozen: Weights,
     ) -> None:
-        """Remember what the trial's artifact is built from."""
-        self._parts = (architecture, data, compressors, model)
+        """Remember what the trial's artifact is built from (``frozen``: the values of the
+        student's frozen weights, which the artifact holds beside the trained ones)."""
+        self._parts = (student, data, compressors, frozen)
         self.extra_one_time_bytes = extra_one_time_bytes
 
     def observe(self, weights: Weights) -> None:
@@ -54,21 +55,31 @@ class RungProbe:
         self._weights = weights
 
     def model_bytes(self, round_index: int) -> int:
-        """Length of the artifact of the latest weights (``round_index`` 0-based)."""
+        """Length of the artifact of the latest weights (``round_index`` 0-based).
+
+        Built as the trial's final artifact is: frozen weights are parameters
+        again while it is built (compressors find their layers in the model),
+        then frozen back.
+        """
         if self._parts is None or self._weights is None:
             raise RuntimeError("RungProbe.model_bytes before the first round")
-        architecture, data, compressors, model = self._parts
+        student, data, compressors, frozen = self._parts
+        architecture = student.architecture
         spec = architecture_spec(architecture, data.input_shape, data.num_classes)
         with torch.random.fork_rng(devices=[]):  # building the reference draws weights
             reference = architecture.build(data.input_shape, data.num_classes)
-        artifact = build_artifact(
-            spec,
-            self._weights,
-            compressors,
-            model=model,
-            reference=reference,
-            round_index=round_index,
-        )
+        unfreeze(student, frozen)
+        try:
+            artifact = build_artifact(
+                spec,
+                self._weights | frozen,
+                compressors,
+                model=student.model,
+                reference=reference,
+                round_index=round_index,
+            )
+        finally:
+            freeze(student)
         return len(artifact)
 
 

@@ -14,6 +14,7 @@ from fedsearch.federated import accuracy, prepare_federated_data
 from fedsearch.search import ComponentChoice, Selection
 from fedsearch.study import prepare_runtime
 from fedsearch.trial._objective import trial_attributes
+from fedsearch.trial._rungs import RungProbe, RungPruning
 from fedsearch.trial._student import FROZEN_DOWNLOAD
 from tests._studies import DROP, tiny_space, tiny_study, write_study
 
@@ -238,3 +239,25 @@ def test_other_weights_are_another_study(tmp_path, registry, pretrained):
     assert resolve_study(path, registry).fingerprint() == first
     torch.save({k: v + 1 for k, v in pretrained.state_dict().items()}, tmp_path / "teacher.pt")
     assert resolve_study(path, registry).fingerprint() != first
+
+
+@pytest.mark.parametrize("compressors", [(), (("quantize", "uniform", {"bits": 4}),)])
+def test_a_frozen_students_rung_points_measure_what_it_ships_and_sends(runtime, compressors):
+    probe = RungProbe()
+    rounds = runtime.study.config.federation.rounds
+    pruning = RungPruning(None, optuna.create_study().ask(), rounds, probe)
+    sizes, history = [], []
+
+    def on_round(record):
+        history.append(record)
+        pruning.after_round(record, history)
+        sizes.append(probe.model_bytes(record.round - 1))
+
+    frozen = selection(ComponentChoice("from_teacher", {"frozen": 1}), *compressors)
+    outcome = evaluate_selection(runtime, frozen, on_round=on_round, probe=probe)
+    assert len(sizes) == rounds and sizes[-1] == outcome.model_bytes
+    assert outcome.simulation.one_time_by_name[FROZEN_DOWNLOAD] > 0
+    assert pruning.comm_bytes + probe.extra_one_time_bytes == outcome.comm_bytes
+    unmeasured = evaluate_selection(runtime, frozen)  # thawing to measure changed nothing
+    assert unmeasured.artifact == outcome.artifact
+    assert unmeasured.val_accuracy == outcome.val_accuracy
