@@ -36,7 +36,7 @@ from fedsearch.trial import evaluate_selection
 from fedsearch.trial._rungs import RungProbe, RungPruning
 
 PRUNER = {"name": "pareto_asha", "params": {}}
-"""The pruner measured: the plugin's defaults (reduction factor 3, first rung round 1)."""
+"""The pruner measured: the plugin's defaults unless ``--pruner-params`` says otherwise."""
 
 
 class _RecordingProbe(RungProbe):

@@ -31,8 +31,10 @@ def test_registered_as_a_pruner(registry):
 @pytest.mark.parametrize(
     ("params", "rounds", "expected"),
     [
-        ({}, 10, (1, 3, 9)),
-        ({}, 9, (1, 3)),
+        ({}, 10, (1, 4)),
+        ({"reduction_factor": 3}, 10, (1, 3, 9)),
+        ({"reduction_factor": 3}, 9, (1, 3)),
+        ({}, 4, (1,)),
         ({"reduction_factor": 2, "min_rung": 2}, 20, (2, 4, 8, 16)),
         ({"min_rung": 5}, 5, ()),
     ],
