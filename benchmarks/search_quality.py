@@ -19,12 +19,17 @@ log10 comm_bytes), all minimised, against the fixed reference point
 
 ``--compute`` measures hypervolume as a function of compute (client-rounds
 trained, and wall time) with and without multi-fidelity pruning (the
-``pareto_asha`` pruner at its defaults), on this problem (``--problem
-quickstart``) or a harder MNIST one (``--problem mnist``, see
-``_search_compute.MNIST_STUDY``)::
+``pareto_asha`` pruner at its defaults, or ``--pruner-params``), on this
+problem (``--problem quickstart``) or a harder MNIST one (``--problem mnist``,
+see ``_search_compute.MNIST_STUDY``); ``--warm-start`` adds runs of
+``--warm-samplers`` warm-started from the unpruned first sampler's study at the
+next seed (an earlier study of the same problem)::
 
     python benchmarks/search_quality.py --compute --problem quickstart --seeds 5 \
         --samplers nsga2 random tpe evolution rl_controller
+
+``search_quality_parallel.py`` fills the trajectory cache with one process per
+(sampler, seed); the same command then replays it.
 """
 
 from __future__ import annotations
