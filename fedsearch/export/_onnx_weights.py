@@ -164,13 +164,9 @@ def _quantized(graph: WeightGraph, name: str, tensor: QuantizedTensor) -> None:
     inputs = [stored, graph.add_constant(f"{name}::scale", scale.astype(np.float32))]
     if tensor.zero_point is not None:
         zero_point = tensor.zero_point.reshape(()) if scalar else tensor.zero_point
-        if onnx_type in (TensorProto.INT4, TensorProto.UINT4):
-            graph.initializers.append(
-                _dense_initializer(f"{name}::zero_point", onnx_type, zero_point)
-            )
-            inputs.append(f"{name}::zero_point")
-        else:
-            inputs.append(graph.add_constant(f"{name}::zero_point", zero_point.astype(dtype)))
+        stored_zero = _dense_initializer(f"{name}::zero_point", onnx_type, zero_point.astype(dtype))
+        graph.initializers.append(stored_zero)
+        inputs.append(stored_zero.name)
     attributes = {} if scalar else {"axis": int(tensor.axis)}
     graph.nodes.append(helper.make_node("DequantizeLinear", inputs, [name], **attributes))
 
