@@ -35,13 +35,13 @@ next seed (an earlier study of the same problem)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import _search_compute as compute
 import numpy as np
@@ -276,6 +276,13 @@ def run_compute(args: argparse.Namespace) -> None:
                 name=f"{name}-seed{seed}",
             )
 
+        @functools.cache
+        def earlier_study(seed: int) -> optuna.Study:
+            """The warm start's source for ``seed``: the unpruned first sampler's study at
+            seed + 1 (50 trials of the same problem, standing for a study the user ran
+            before; its compute is not charged to the warm-started run)."""
+            return run(args.samplers[0], seed + 1, False)[1]
+
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         runs = [
             (f"{name}{' + pruning' if pruned else ''}", name, pruned, False)
@@ -296,7 +303,7 @@ def run_compute(args: argparse.Namespace) -> None:
                     name,
                     seed,
                     pruned,
-                    earlier_front(run, args, studies[name], seed) if warm else None,
+                    warm_start_from(studies[name], earlier_study(seed)) if warm else None,
                 )[0]
                 for seed in seeds
             ]
@@ -308,16 +315,6 @@ def run_compute(args: argparse.Namespace) -> None:
                 flush=True,
             )
     print_compute(args, results, budget)
-
-
-def earlier_front(run: Any, args: argparse.Namespace, study: Any, seed: int) -> WarmStart:
-    """The warm start of seed ``seed``: the unpruned default-sampler study at seed + 1.
-
-    That earlier study (50 trials of the same problem, another seed) stands for
-    a study the user ran before; its compute is not charged to the warm-started run.
-    """
-    _, earlier = run(args.samplers[0], seed + 1, False)
-    return warm_start_from(study, earlier)
 
 
 def print_compute(args: argparse.Namespace, results: dict[str, list], budget: int) -> None:
