@@ -396,7 +396,11 @@ def jobs(tmp_path_factory, example_plugin_site) -> dict[str, Job]:
     if (SHARED_DATA / "mnist").is_dir():
         mnist = snippet(lambda doc: doc.get("dataset", {}).get("name") == "mnist")
         found["mnist"] = study_job(root, "mnist", [mnist])
-        found["mnist"].cwd = REPO  # the README's root is relative to the checkout
+        # The README's root, ../shared/data, is relative to the checkout: run from a folder
+        # whose ../shared/data is the shared data, wherever this clone lives.
+        (root / "shared").mkdir()
+        (root / "shared" / "data").symlink_to(SHARED_DATA, target_is_directory=True)
+        found["mnist"].cwd = root / "mnist"
     found |= mistake_jobs(root)
     found["own-model"] = own_model_job(root)
     found["image-folder"] = image_folder_job(root)
